@@ -1,0 +1,1 @@
+"""aurelius: keep an ECS model server on the newest model version."""

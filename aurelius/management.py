@@ -1,0 +1,137 @@
+"""The shared shell of the management scripts in infra/*/management-scripts/.
+
+Contract (DESIGN.md): ``--environment ENV [--settings FILE] [--dry-run]``; exit 0 done,
+2 bad settings or arguments (before any AWS call), 1 AWS-side failure. Each script only
+says which settings model it reads, which template it deploys and which parameters it sends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generic, Sequence
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aurelius.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.naming import InvalidName
+from aurelius.settings import Environment, ModelLocation, Network, S, SettingsError, load_environment
+from aurelius.stack_deploy import (
+    DeployError,
+    DeployResult,
+    StackDeployer,
+    StackSpec,
+    describe_stack,
+    keep_parameter,
+    parameter,
+    stack_parameters,
+)
+
+EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit 2, nothing deployed)."""
+
+
+@dataclass
+class ScriptContext(Generic[S]):
+    """What a script's ``build`` step gets: the environment, a boto3 session and the CLI args."""
+
+    env: Environment[S]
+    session: boto3.session.Session
+    args: argparse.Namespace
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+
+def resolve_network(ec2, network: Network) -> tuple[str, list[str]]:
+    """VPC id and subnet ids: as configured, or the region's default VPC and its default subnets."""
+    if not network.default_vpc:
+        return network.vpc_id, list(network.subnet_ids)  # type: ignore[arg-type]
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise DeployError("network.default_vpc is true but this region has no default VPC; set vpc_id and subnet_ids")
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default-for-az", "Values": ["true"]}]
+    )["Subnets"]
+    subnet_ids = sorted(s["SubnetId"] for s in subnets)
+    if len(subnet_ids) < 2:
+        raise DeployError(f"default VPC {vpc_id} has fewer than two default subnets; set vpc_id and subnet_ids")
+    return vpc_id, subnet_ids
+
+
+def add_model_version_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-version-id",
+        help="pin this S3 VersionId of the model (default: keep the deployed one; on create, the current one)",
+    )
+
+
+def pinned_model_parameters(ctx: ScriptContext[Any], model: ModelLocation) -> list[dict[str, Any]]:
+    """ModelS3Uri / ModelVersionId for a stack deployed by a person (DESIGN.md, "Who moves the model").
+
+    Keep what is deployed unless a version is named; on create (or when the settings point at
+    another object) take the model's current S3 version, and fail clearly if there is none.
+    """
+    pinned = ctx.args.model_version_id
+    deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
+    deployed_uri = stack_parameters(deployed).get("ModelS3Uri") if deployed else None
+    if not pinned and deployed_uri == model.uri:
+        return [keep_parameter("ModelS3Uri"), keep_parameter("ModelVersionId")]
+    try:
+        version = current_model_version(ctx.client("s3"), model.bucket, model.key, pinned)
+    except (ModelMissing, VersioningDisabled) as exc:
+        raise DeployError(f"{exc}; upload the model before deploying this stack") from None
+    return [parameter("ModelS3Uri", version.uri), parameter("ModelVersionId", version.version_id)]
+
+
+def run_management_script(
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    default_settings: Path,
+    model: type[S],
+    build: Callable[[ScriptContext[S]], StackSpec],
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    out: Callable[[str], None] = print,
+    poll_seconds: float = 5.0,
+) -> int:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
+    parser.add_argument("--settings", type=Path, default=default_settings, help=f"settings file (default: {default_settings})")
+    parser.add_argument("--dry-run", action="store_true", help="print the change set, then delete it; change nothing")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)  # exits 2 on bad arguments
+
+    try:
+        env = load_environment(args.settings, model, args.environment)
+    except (SettingsError, InvalidName) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        session = boto3.session.Session(region_name=env.settings.region) if env.settings.region else boto3.session.Session()
+        ctx = ScriptContext(env, session, args)
+        spec = build(ctx)
+        result: DeployResult = StackDeployer(ctx.client("cloudformation"), out=out, poll_seconds=poll_seconds).deploy(
+            spec, dry_run=args.dry_run
+        )
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DeployError, ClientError, BotoCoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_AWS
+    out(f"{result.stack_name}: {result.action} done" + (f" ({result.status})" if result.status else ""))
+    return EXIT_OK
+
+
+def read_template(path: Path) -> str:
+    return path.read_text(encoding="utf-8")

@@ -1,0 +1,228 @@
+"""YAML settings, one block per environment, validated into typed objects.
+
+A settings file that breaks a rule raises ``SettingsError`` naming the file, the key and the
+rule, before any AWS call. Unknown keys are errors too: a typo must not silently fall back
+to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, Mapping, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aurelius.naming import PART_PATTERN, InvalidName, Namer
+
+
+class SettingsError(ValueError):
+    """A settings file is unusable. ``str()`` is ``file: key: rule``."""
+
+    def __init__(self, path: Path | str, key: str, rule: str):
+        self.path, self.key, self.rule = str(path), key, rule
+        super().__init__(f"{self.path}: {key}: {rule}")
+
+
+def _check_cidr(value: str) -> str:
+    ipaddress.ip_network(value)  # raises ValueError naming the bad address
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+InstanceType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Network(_Strict):
+    """Either ``default_vpc: true`` or an explicit ``vpc_id`` with ``subnet_ids``."""
+
+    default_vpc: bool = False
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]+$")
+    subnet_ids: list[str] | None = None
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if len(value) < 2:
+                raise ValueError("list at least two subnets in different Availability Zones (load balancers need two)")
+            for subnet in value:
+                if not re.match(r"^subnet-[0-9a-f]+$", subnet):
+                    raise ValueError(f"{subnet!r} is not a subnet id (subnet-...)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Network":
+        explicit = self.vpc_id is not None or self.subnet_ids is not None
+        if self.default_vpc == explicit:
+            raise ValueError("set either default_vpc: true, or both vpc_id and subnet_ids")
+        if explicit and (self.vpc_id is None or self.subnet_ids is None):
+            raise ValueError("vpc_id and subnet_ids go together")
+        return self
+
+
+class Capacity(_Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+    desired: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Capacity":
+        if not self.min <= self.desired <= self.max:
+            raise ValueError("needs min <= desired <= max")
+        return self
+
+
+class ModelLocation(_Strict):
+    """Where the model pickle lives. The bucket must have versioning on."""
+
+    bucket: BucketName
+    key: str = Field(min_length=1, max_length=1024)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class EnvironmentSettings(_Strict):
+    """What every stack's environment block has."""
+
+    base_name: str
+    suffix: str
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    network: Network
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    # The names this kind of stack creates (resource types of aurelius.naming).
+    name_types: ClassVar[tuple[str, ...]] = ()
+    stack_type: ClassVar[str] = ""
+
+    @field_validator("base_name", "suffix")
+    @classmethod
+    def _name_part(cls, value: str) -> str:
+        if not PART_PATTERN.match(value):
+            raise ValueError("lower-case letters and digits, single hyphens inside, starting with a letter")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 40:
+            raise ValueError("at most 40 tags (CloudFormation stack tag limit is 50; aurelius keeps room)")
+        for key in value:
+            if key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r} uses the reserved aws: prefix")
+        return value
+
+
+class ClusterSettings(EnvironmentSettings):
+    instance_type: InstanceType
+    capacity: Capacity
+    # Share of the cluster's capacity that managed scaling aims to use. 100 packs instances
+    # full; below 100 keeps spare room for the extra tasks of a 200 % rolling deploy.
+    target_capacity_percent: int = Field(default=100, ge=1, le=100)
+    ami_parameter: str = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+
+    name_types: ClassVar[tuple[str, ...]] = ("cluster", "asg", "lt", "cp")
+    stack_type: ClassVar[str] = "cluster-stack"
+
+
+class ServiceSettings(EnvironmentSettings):
+    cluster_name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    image: str = Field(min_length=1)
+    container_port: int = Field(default=8080, ge=1024, le=65535)
+    cpu: int = Field(default=256, ge=128)
+    memory: int = Field(default=512, ge=128)
+    desired_count: int = Field(default=2, ge=1)
+    allowed_ingress_cidr: Cidr = "0.0.0.0/0"
+    model: ModelLocation
+
+    name_types: ClassVar[tuple[str, ...]] = ("alb", "tg", "svc", "task", "logs")
+    stack_type: ClassVar[str] = "service-stack"
+
+class ElbSettings(EnvironmentSettings):
+    instance_type: InstanceType
+    capacity: Capacity
+    server_port: int = Field(default=8080, ge=1024, le=65535)
+    allowed_ingress_cidr: Cidr = "0.0.0.0/0"
+    ami_parameter: str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    model: ModelLocation
+    # Bucket for the server bundle the instances install from (see infra/elb/README section).
+    artifact_bucket: BucketName
+
+    name_types: ClassVar[tuple[str, ...]] = ("elb", "asg", "lt")
+    stack_type: ClassVar[str] = "elb-stack"
+
+
+S = TypeVar("S", bound=EnvironmentSettings)
+
+
+class Environment(Generic[S]):
+    """One validated environment: its settings, its names, and where they came from."""
+
+    def __init__(self, name: str, settings: S, source: Path):
+        self.name, self.settings, self.source = name, settings, source
+        self.namer = Namer(settings.base_name, name, settings.suffix)
+        self.names = self.namer.all(settings.name_types)
+        self.stack_name = self.namer(settings.stack_type)
+
+    def __repr__(self) -> str:
+        return f"Environment({self.name!r}, {self.source})"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after",))
+
+
+def load_environments(path: Path | str, model: type[S]) -> dict[str, Environment[S]]:
+    """Read and validate every environment block of a settings file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(path, "(file)", "file not found") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(path, "(file)", f"not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("environments"), Mapping):
+        raise SettingsError(path, "environments", "required: a mapping of environment name to settings")
+    unknown_top = set(raw) - {"environments"}
+    if unknown_top:
+        raise SettingsError(path, sorted(unknown_top)[0], "unknown key (only 'environments' is allowed at the top)")
+
+    environments: dict[str, Environment[S]] = {}
+    for env_name, block in raw["environments"].items():
+        prefix = f"environments.{env_name}"
+        if not isinstance(env_name, str) or not PART_PATTERN.match(env_name):
+            raise SettingsError(path, prefix, "environment names are lower-case letters and digits, starting with a letter")
+        if not isinstance(block, Mapping):
+            raise SettingsError(path, prefix, "must be a mapping")
+        try:
+            settings = model.model_validate(dict(block))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = _key_path(first["loc"])
+            rule = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                rule = "unknown key"
+            raise SettingsError(path, f"{prefix}.{key}" if key else prefix, rule) from None
+        try:
+            environments[env_name] = Environment(env_name, settings, path)
+        except InvalidName as exc:
+            raise SettingsError(path, f"{prefix}.base_name/suffix", str(exc)) from None
+    return environments
+
+
+def load_environment(path: Path | str, model: type[S], environment: str) -> Environment[S]:
+    """The one environment a script was asked for; an unknown name is a SettingsError."""
+    environments = load_environments(path, model)
+    if environment not in environments:
+        known = ", ".join(sorted(environments)) or "none"
+        raise SettingsError(path, f"environments.{environment}", f"unknown environment (this file defines: {known})")
+    return environments[environment]

@@ -1,0 +1,214 @@
+"""Create or update a CloudFormation stack through a change set, showing a person what happens.
+
+Used by the three management scripts (and nothing else: the redeployer updates the service
+stack with UpdateStack, see aurelius.reconcile). Steps: describe the stack, create a change set,
+print what will change, stop there on --dry-run (deleting the change set and, for a stack that
+did not exist, the empty REVIEW_IN_PROGRESS stack too, so a dry run leaves nothing behind),
+execute, stream the stack events until the operation ends, print the outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError, WaiterError
+
+Printer = Callable[[str], None]
+
+NO_CHANGES_MARKERS = ("didn't contain changes", "No updates are to be performed")
+# A stack left by a failed create can only be deleted (aws.md, "failed create").
+NOT_UPDATABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
+SUCCESS = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+class DeployError(Exception):
+    """The deploy failed on the AWS side; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything one stack deploy sends."""
+
+    stack_name: str
+    template_body: str
+    parameters: list[dict[str, Any]]
+    capabilities: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    stack_name: str
+    action: str  # "create", "update", "no-changes", "dry-run"
+    status: str | None
+    outputs: dict[str, str]
+
+
+def parameter(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return {"ParameterKey": key, "ParameterValue": str(value)}
+
+
+def keep_parameter(key: str) -> dict[str, Any]:
+    return {"ParameterKey": key, "UsePreviousValue": True}
+
+
+def describe_stack(cfn, stack_name: str) -> dict[str, Any] | None:
+    """The stack, or None when it does not exist (a DELETE_COMPLETE stack does not)."""
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def stack_outputs(stack: dict[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def stack_parameters(stack: dict[str, Any]) -> dict[str, str]:
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+class StackDeployer:
+    def __init__(self, cfn, out: Printer = print, poll_seconds: float = 5.0, clock=time):
+        self.cfn, self.out, self.poll_seconds, self.clock = cfn, out, poll_seconds, clock
+
+    def deploy(self, spec: StackSpec, dry_run: bool = False) -> DeployResult:
+        existing = describe_stack(self.cfn, spec.stack_name)
+        status = existing["StackStatus"] if existing else None
+        if status in NOT_UPDATABLE:
+            raise DeployError(
+                f"stack {spec.stack_name} is {status} and cannot be updated; fix or delete it first "
+                f"(aws cloudformation delete-stack --stack-name {spec.stack_name})"
+            )
+        if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+            raise DeployError(f"stack {spec.stack_name} is busy ({status}); try again when it is done")
+        change_type = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
+        change_set = "aurelius-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        self.out(f"{spec.stack_name}: {'updating' if change_type == 'UPDATE' else 'creating'} (change set {change_set})")
+
+        if not self._create_change_set(spec, change_set, change_type):
+            self.out(f"{spec.stack_name}: no changes")
+            return DeployResult(spec.stack_name, "no-changes", status, stack_outputs(existing or {}))
+
+        self._print_changes(spec, change_set, existing)
+        if dry_run:
+            self.cfn.delete_change_set(StackName=spec.stack_name, ChangeSetName=change_set)
+            if change_type == "CREATE":
+                # The change set left an empty REVIEW_IN_PROGRESS stack behind; a dry run keeps nothing.
+                self.cfn.delete_stack(StackName=spec.stack_name)
+            self.out(f"{spec.stack_name}: dry run, nothing executed")
+            return DeployResult(spec.stack_name, "dry-run", status, stack_outputs(existing or {}))
+
+        # Events already there are not this operation's; compare ids, not clocks (no skew).
+        before = {e["EventId"] for e in self._events(spec.stack_name)}
+        self.cfn.execute_change_set(StackName=spec.stack_name, ChangeSetName=change_set)
+        final = self._stream_events(spec.stack_name, before)
+        stack = describe_stack(self.cfn, spec.stack_name) or {}
+        if final not in SUCCESS:
+            raise DeployError(f"stack {spec.stack_name} ended {final}: {self._first_failure(spec.stack_name, before)}")
+        outputs = stack_outputs(stack)
+        for key, value in sorted(outputs.items()):
+            self.out(f"  output {key} = {value}")
+        return DeployResult(spec.stack_name, change_type.lower(), final, outputs)
+
+    def _create_change_set(self, spec: StackSpec, name: str, change_type: str) -> bool:
+        """True when there is something to execute."""
+        kwargs: dict[str, Any] = dict(
+            StackName=spec.stack_name,
+            ChangeSetName=name,
+            ChangeSetType=change_type,
+            TemplateBody=spec.template_body,
+            Parameters=spec.parameters,
+            Capabilities=list(spec.capabilities),
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(spec.tags.items())],
+        )
+        if spec.description:
+            kwargs["Description"] = spec.description[:1024]
+        try:
+            self.cfn.create_change_set(**kwargs)
+        except ClientError as exc:
+            # moto refuses an empty change set at once; AWS creates it and marks it FAILED.
+            if any(marker in str(exc) for marker in NO_CHANGES_MARKERS):
+                return False
+            raise
+        try:
+            self.cfn.get_waiter("change_set_create_complete").wait(
+                StackName=spec.stack_name, ChangeSetName=name, WaiterConfig={"Delay": self.poll_seconds or 1}
+            )
+        except WaiterError:
+            described = self.cfn.describe_change_set(StackName=spec.stack_name, ChangeSetName=name)
+            reason = described.get("StatusReason", "")
+            if any(marker in reason for marker in NO_CHANGES_MARKERS):
+                self.cfn.delete_change_set(StackName=spec.stack_name, ChangeSetName=name)
+                return False
+            raise DeployError(f"change set {name} for {spec.stack_name} failed: {reason}") from None
+        return True
+
+    def _print_changes(self, spec: StackSpec, change_set: str, existing: dict[str, Any] | None) -> None:
+        changes: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs = {"StackName": spec.stack_name, "ChangeSetName": change_set}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.cfn.describe_change_set(**kwargs)
+            changes.extend(page.get("Changes", []))
+            token = page.get("NextToken")
+            if not token:
+                break
+        if existing:
+            old = stack_parameters(existing)
+            for p in spec.parameters:
+                if p.get("UsePreviousValue"):
+                    continue
+                before, after = old.get(p["ParameterKey"]), p["ParameterValue"]
+                if before != after:
+                    self.out(f"  parameter {p['ParameterKey']}: {before!r} -> {after!r}")
+        for change in changes:
+            rc = change.get("ResourceChange", {})
+            replacement = rc.get("Replacement")
+            extra = f" (replacement: {replacement})" if replacement and replacement != "False" else ""
+            self.out(f"  {rc.get('Action', '?'):<7} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}")
+        if not changes:
+            self.out("  (CloudFormation listed no resource changes; parameter changes above)")
+
+    def _events(self, stack_name: str) -> list[dict[str, Any]]:
+        """The newest page of stack events (newest first), enough for one operation's progress."""
+        return self.cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
+
+    def _stream_events(self, stack_name: str, before: set[str]) -> str:
+        seen = set(before)
+        while True:
+            fresh = [e for e in self._events(stack_name) if e["EventId"] not in seen]
+            for event in sorted(fresh, key=lambda e: e["Timestamp"]):
+                seen.add(event["EventId"])
+                reason = f"  {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
+                self.out(
+                    f"  {event['Timestamp']:%H:%M:%S} {event['ResourceStatus']:<32} "
+                    f"{event['LogicalResourceId']} {event.get('ResourceType', '')}{reason}"
+                )
+            status = describe_stack(self.cfn, stack_name)
+            current = status["StackStatus"] if status else "DELETE_COMPLETE"
+            if not current.endswith("_IN_PROGRESS"):
+                return current
+            self.clock.sleep(self.poll_seconds)
+
+    def _first_failure(self, stack_name: str, before: set[str]) -> str:
+        failed = [
+            e
+            for e in self._events(stack_name)
+            if e["EventId"] not in before and e["ResourceStatus"].endswith("_FAILED") and e.get("ResourceStatusReason")
+        ]
+        if not failed:
+            return "see the stack events"
+        first = min(failed, key=lambda e: e["Timestamp"])
+        return f"{first['LogicalResourceId']}: {first['ResourceStatusReason']}"

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Create or update the ECS cluster stack of one environment (run once per environment).
+
+Usage: python infra/ecs-cluster/management-scripts/create-cluster.py --environment ENV [--settings FILE] [--dry-run]
+Exit 0 done, 2 bad settings or arguments (nothing sent to AWS), 1 AWS-side failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aurelius.management import ScriptContext, resolve_network, run_management_script
+from aurelius.settings import ClusterSettings
+from aurelius.stack_deploy import StackSpec, parameter
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE.parent / "template.yaml"
+SETTINGS = HERE / "service-settings.yml"
+
+
+def build(ctx: ScriptContext[ClusterSettings]) -> StackSpec:
+    settings, names = ctx.env.settings, ctx.env.names
+    vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
+    return StackSpec(
+        stack_name=ctx.env.stack_name,
+        template_body=TEMPLATE.read_text(encoding="utf-8"),
+        parameters=[
+            parameter("ClusterName", names["cluster"]),
+            parameter("CapacityProviderName", names["cp"]),
+            parameter("AutoScalingGroupName", names["asg"]),
+            parameter("LaunchTemplateName", names["lt"]),
+            parameter("VpcId", vpc_id),
+            parameter("SubnetIds", subnet_ids),
+            parameter("InstanceType", settings.instance_type),
+            parameter("MinSize", settings.capacity.min),
+            parameter("MaxSize", settings.capacity.max),
+            parameter("DesiredCapacity", settings.capacity.desired),
+            parameter("TargetCapacityPercent", settings.target_capacity_percent),
+            parameter("ImageId", settings.ami_parameter),
+        ],
+        capabilities=("CAPABILITY_IAM",),
+        tags={**settings.tags, "aurelius:environment": ctx.env.name},
+        description=f"aurelius ECS cluster, environment {ctx.env.name}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_management_script(
+        argv,
+        description="Create or update the aurelius ECS cluster stack.",
+        default_settings=SETTINGS,
+        model=ClusterSettings,
+        build=build,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

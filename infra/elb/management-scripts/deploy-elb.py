@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Create or update the no-Docker stack: classic load balancer + Auto Scaling group whose
+instances install and start the model server from a bundle on S3.
+
+Usage: python infra/elb/management-scripts/deploy-elb.py --environment ENV
+           [--settings FILE] [--dry-run] [--model-version-id VERSION]
+Exit 0 done, 2 bad settings or arguments (nothing sent to AWS), 1 AWS-side failure.
+
+The bundle (server/aurelius_server, infra/elb/install-server.sh and the systemd unit) is a
+tar.gz named by its content hash in the settings' artifact_bucket, so an unchanged server
+means an unchanged parameter and no instance replacement. A dry run uploads nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from aurelius.management import (
+    ScriptContext,
+    add_model_version_argument,
+    pinned_model_parameters,
+    resolve_network,
+    run_management_script,
+)
+from aurelius.settings import ElbSettings
+from aurelius.stack_deploy import DeployError, StackSpec, parameter
+
+HERE = Path(__file__).resolve().parent
+ELB_DIR = HERE.parent
+REPO = ELB_DIR.parent.parent
+TEMPLATE = ELB_DIR / "template.yaml"
+SETTINGS = HERE / "service-settings.yml"
+BUNDLE_FILES = {
+    "install-server.sh": ELB_DIR / "install-server.sh",
+    "aurelius-model-server.service": ELB_DIR / "aurelius-model-server.service",
+}
+SERVER_PACKAGE = REPO / "server" / "aurelius_server"
+
+
+def server_bundle() -> bytes:
+    """A reproducible tar.gz (fixed mtimes and owners) so the same sources give the same hash."""
+    members: dict[str, Path] = dict(BUNDLE_FILES)
+    for path in sorted(SERVER_PACKAGE.rglob("*.py")):
+        members[f"server/aurelius_server/{path.relative_to(SERVER_PACKAGE)}"] = path
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, path in sorted(members.items()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o755 if name.endswith(".sh") else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def upload_bundle(ctx: ScriptContext[ElbSettings]) -> str:
+    bundle = server_bundle()
+    bucket = ctx.env.settings.artifact_bucket
+    key = f"aurelius/server-bundle-{hashlib.sha256(bundle).hexdigest()[:16]}.tar.gz"
+    if not ctx.args.dry_run:
+        s3 = ctx.client("s3")
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=bundle, ServerSideEncryption="AES256")
+        except ClientError as exc:
+            raise DeployError(f"cannot upload the server bundle to s3://{bucket}/{key}: {exc}") from None
+    return f"s3://{bucket}/{key}"
+
+
+def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
+    settings, names = ctx.env.settings, ctx.env.names
+    vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
+    model = pinned_model_parameters(ctx, settings.model)
+    return StackSpec(
+        stack_name=ctx.env.stack_name,
+        template_body=TEMPLATE.read_text(encoding="utf-8"),
+        parameters=[
+            parameter("LoadBalancerName", names["elb"]),
+            parameter("AutoScalingGroupName", names["asg"]),
+            parameter("LaunchTemplateName", names["lt"]),
+            parameter("VpcId", vpc_id),
+            parameter("SubnetIds", subnet_ids),
+            parameter("InstanceType", settings.instance_type),
+            parameter("MinSize", settings.capacity.min),
+            parameter("MaxSize", settings.capacity.max),
+            parameter("DesiredCapacity", settings.capacity.desired),
+            parameter("ImageId", settings.ami_parameter),
+            parameter("ServerPort", settings.server_port),
+            parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
+            parameter("ServerBundleS3Uri", upload_bundle(ctx)),
+            *model,
+        ],
+        capabilities=("CAPABILITY_IAM",),
+        tags={**settings.tags, "aurelius:environment": ctx.env.name},
+        description=f"aurelius model server without Docker, environment {ctx.env.name}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_management_script(
+        argv,
+        description="Create or update the aurelius classic-load-balancer stack (no Docker).",
+        default_settings=SETTINGS,
+        model=ElbSettings,
+        build=build,
+        add_arguments=add_model_version_argument,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
