@@ -1,0 +1,89 @@
+"""Settings files: every shipped file is valid; bad ones name the file, the key and the rule."""
+
+from pathlib import Path
+
+import pytest
+
+from aurelius.settings import ClusterSettings, ElbSettings, ServiceSettings, SettingsError, load_environment, load_environments
+from tests.helpers import REPO
+
+SHIPPED = [
+    ("infra/ecs-cluster/management-scripts/service-settings.yml", ClusterSettings),
+    ("infra/ecs-service/management-scripts/service-settings.yml", ServiceSettings),
+    ("infra/elb/management-scripts/service-settings.yml", ElbSettings),
+]
+
+GOOD_SERVICE = """
+environments:
+  local:
+    base_name: aurelius
+    suffix: demo
+    cluster_name: aurelius-cluster-local-demo
+    network: {default_vpc: true}
+    image: aurelius/model-server:0.1.0
+    model: {bucket: aurelius-models-local-demo, key: models/model.pkl}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("relative, model", SHIPPED)
+def test_shipped_settings_define_local_dev_and_prod(relative, model):
+    environments = load_environments(REPO / relative, model)
+    assert {"local", "dev", "prod"} <= set(environments)
+
+
+def test_no_two_stacks_of_one_environment_share_a_resource_name():
+    # The cluster and the no-Docker stack both have an Auto Scaling group and a launch template.
+    for env in ("local", "dev", "prod"):
+        seen: dict[str, str] = {}
+        for relative, model in SHIPPED:
+            for name in load_environment(REPO / relative, model, env).names.values():
+                assert name not in seen, f"{name} is in {relative} and {seen[name]}"
+                seen[name] = relative
+
+
+def test_valid_service_settings_give_names_by_convention(tmp_path):
+    env = load_environment(write(tmp_path, GOOD_SERVICE), ServiceSettings, "local")
+    assert env.stack_name == "aurelius-service-stack-local-demo"
+    assert env.names["alb"] == "aurelius-alb-local-demo"
+    assert env.settings.model.uri == "s3://aurelius-models-local-demo/models/model.pkl"
+
+
+@pytest.mark.parametrize(
+    "old, new, key, rule",
+    [
+        ("    image: aurelius/model-server:0.1.0\n", "", "environments.local.image", "Field required"),
+        ("    suffix: demo\n", "    suffix: demo\n    desired_count: two\n", "environments.local.desired_count", "integer"),
+        ("    suffix: demo\n", "    suffix: demo\n    desird_count: 2\n", "environments.local.desird_count", "unknown key"),
+        ("network: {default_vpc: true}", "network: {default_vpc: true, vpc_id: vpc-1}", "environments.local.network", "either"),
+        ("base_name: aurelius", "base_name: aurelius-inference-platform", "environments.local.base_name/suffix", "32"),
+        ("base_name: aurelius", "base_name: Aurelius_1", "environments.local.base_name", "lower-case"),
+    ],
+)
+def test_bad_setting_names_file_key_and_rule(tmp_path, old, new, key, rule):
+    path = write(tmp_path, GOOD_SERVICE.replace(old, new))
+    with pytest.raises(SettingsError) as info:
+        load_environment(path, ServiceSettings, "local")
+    message = str(info.value)
+    assert str(path) in message and key in message and rule in message
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path):
+    with pytest.raises(SettingsError, match="unknown environment .*local"):
+        load_environment(write(tmp_path, GOOD_SERVICE), ServiceSettings, "staging")
+
+
+@pytest.mark.parametrize("text, key", [("[]", "environments"), ("environments: 3", "environments"), (": bad: yaml: [", "(file)")])
+def test_malformed_file_is_a_settings_error(tmp_path, text, key):
+    with pytest.raises(SettingsError, match=key.replace("(", r"\(").replace(")", r"\)")):
+        load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+
+def test_missing_file_is_a_settings_error(tmp_path):
+    with pytest.raises(SettingsError, match="file not found"):
+        load_environment(tmp_path / "nope.yml", ServiceSettings, "local")
