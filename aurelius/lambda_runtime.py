@@ -21,7 +21,9 @@ from botocore.config import Config as BotoConfig
 from aurelius.reconcile import Action, Outcome, Target, reconcile
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
-metrics = Metrics()  # namespace: POWERTOOLS_METRICS_NAMESPACE
+# Namespace from POWERTOOLS_METRICS_NAMESPACE (template.yaml); the default keeps a handler
+# that runs without it (a test, the sandbox) from failing on its metrics.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "aurelius"))
 tracer = Tracer()
 
 METRIC_FOR_ACTION = {

@@ -36,3 +36,19 @@ def load_script(relative: str) -> ModuleType:
     assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
+
+
+class LambdaContext:
+    """The attributes Lambda's context object has that powertools reads."""
+
+    function_name = "aurelius-test-function"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-test-function"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/aurelius-test-function"
+    log_stream_name = "2026/11/26/[$LATEST]0"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000

@@ -1,0 +1,74 @@
+"""A moto server on 127.0.0.1 with fake credentials, and the local Lambda runtime wired to it.
+
+Nothing leaves loopback: every client (ours, the management scripts run as subprocesses, the
+AWS CLI a person types) reaches moto through AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, TextIO
+
+import boto3
+
+from aurelius.sandbox import moto_compat
+from aurelius.sandbox.local_lambda import LocalLambdaRuntime
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+@dataclass
+class LocalAws:
+    endpoint: str
+    runtime: LocalLambdaRuntime
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """Variables that point any boto3 / AWS CLI process at this sandbox."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_PAGER": "",
+        }
+
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(region_name=REGION)
+
+
+@contextmanager
+def local_aws(delivery_delay: float = 0.5, lambda_log: TextIO | None = None) -> Iterator[LocalAws]:
+    """Start moto on a free loopback port, point this process at it, stop it on exit."""
+    from moto.server import ThreadedMotoServer
+
+    # moto reports every resource type it skips (moto.md lists them) and the server logs
+    # every request; neither helps a person reading the demo's timeline.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::")
+    moto_compat.apply()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    runtime = LocalLambdaRuntime(delivery_delay=delivery_delay, log=lambda_log or sys.stdout)
+    runtime.attach_to_moto()
+    sandbox = LocalAws(endpoint=f"http://{host}:{port}", runtime=runtime)
+    saved = {key: os.environ.get(key) for key in sandbox.environment}
+    saved["AWS_PROFILE"] = os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(sandbox.environment)
+    try:
+        yield sandbox
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

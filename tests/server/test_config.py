@@ -1,0 +1,55 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from aurelius_server.config import Config, ConfigError, S3Location, parse_s3_uri
+
+BASE = {"MODEL_S3_URI": "s3://models-bucket/path/to/model v2.pkl", "MODEL_VERSION_ID": "abc.123_X"}
+
+
+def test_defaults_are_port_8080_on_all_interfaces():
+    # Given only the two required variables
+    # When the config is read
+    config = Config.from_env(BASE)
+
+    # Then the key is taken literally and the defaults apply
+    assert config.model == S3Location("models-bucket", "path/to/model v2.pkl")
+    assert str(config.model) == BASE["MODEL_S3_URI"]
+    assert (config.version_id, config.host, config.port) == ("abc.123_X", "0.0.0.0", 8080)
+
+
+def test_port_host_and_limits_come_from_the_environment():
+    # Given the optional variables
+    env = {**BASE, "PORT": "9000", "HOST": "127.0.0.1", "MAX_BODY_BYTES": "10", "SHUTDOWN_TIMEOUT_SECONDS": "2.5"}
+
+    # When the config is read / Then they are used
+    config = Config.from_env(env)
+    assert (config.port, config.host, config.max_body_bytes, config.shutdown_timeout) == (9000, "127.0.0.1", 10, 2.5)
+
+
+@pytest.mark.parametrize(
+    "name, value, rule",
+    [
+        ("PORT", "http", "is not an integer"),
+        ("PORT", "70000", "outside 0..65535"),
+        ("MAX_BODY_BYTES", "0", "outside"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "-1", ">= 0"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "nan", "finite"),
+        ("MODEL_VERSION_ID", "v 1", "whitespace"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(name, value, rule):
+    # Given one bad variable
+    # When the config is read / Then the error names the variable, the value and the rule
+    with pytest.raises(ConfigError, match=name) as raised:
+        Config.from_env({**BASE, name: value})
+    assert rule in str(raised.value) and repr(value) in str(raised.value)
+
+
+def test_an_overlong_key_is_refused():
+    # Given a key longer than S3 allows (1024 bytes)
+    # When parsed / Then refused
+    with pytest.raises(ConfigError, match="longer than 1024 bytes"):
+        parse_s3_uri("s3://models-bucket/" + "k" * 1025)

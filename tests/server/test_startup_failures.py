@@ -1,0 +1,172 @@
+"""A server that cannot load its pinned model exits non-zero with one clear ERROR line that
+names the model URI and version, and does not stay up."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+from typing import Any
+
+import pytest
+
+from aurelius_server.app import main
+from aurelius_server.config import parse_s3_uri
+from aurelius_server.loader import ModelLoadError, load_model
+
+from .helpers import log_lines, refuses_connections
+from .toy_model import LinearModel, NotAModel
+
+MISSING_VERSION = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
+
+
+def run_main(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict]]:
+    code = main({**os.environ, "HOST": "127.0.0.1", "PORT": "0", **env})
+    return code, log_lines(capsys.readouterr().out)
+
+
+def the_one_error(lines: list[dict]) -> dict:
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert len(errors) == 1, errors
+    assert errors[0]["event"] == "startup_failed"
+    return errors[0]
+
+
+def wrong_checksum(publish) -> tuple[str, str]:
+    # moto stores a client-supplied checksum without checking it (real S3 would refuse the
+    # upload): that gives an object whose bytes do not match its stored checksum.
+    other = base64.b64encode(hashlib.sha256(b"some other bytes").digest()).decode()
+    published = publish(LinearModel([1.0]), ChecksumAlgorithm="SHA256", ChecksumSHA256=other)
+    return published.uri, published.version_id
+
+
+def missing_key(publish) -> tuple[str, str]:
+    published = publish(LinearModel([1.0]))
+    return published.uri.replace("models/model.pkl", "models/absent.pkl"), published.version_id
+
+
+def missing_version(publish) -> tuple[str, str]:
+    return publish(LinearModel([1.0])).uri, MISSING_VERSION
+
+
+def version_of_another_key(publish) -> tuple[str, str]:
+    pinned = publish(LinearModel([1.0]), key="models/model.pkl")
+    other = publish(LinearModel([2.0]), key="models/other.pkl")
+    return pinned.uri, other.version_id
+
+
+def missing_bucket(publish) -> tuple[str, str]:
+    return "s3://no-such-bucket-aurelius/models/model.pkl", publish(LinearModel([1.0])).version_id
+
+
+def not_a_pickle(publish) -> tuple[str, str]:
+    published = publish(b"this is not a pickle")
+    return published.uri, published.version_id
+
+
+def no_predict(publish) -> tuple[str, str]:
+    published = publish({"weights": [1.0, 2.0]})
+    return published.uri, published.version_id
+
+
+def predict_not_callable(publish) -> tuple[str, str]:
+    published = publish(NotAModel())
+    return published.uri, published.version_id
+
+
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        (missing_key, "does not exist"),
+        (missing_version, "that version of the object does not exist"),
+        (version_of_another_key, "that version of the object does not exist"),
+        (missing_bucket, "the bucket does not exist"),
+        (wrong_checksum, "checksum mismatch"),
+        (not_a_pickle, "unpickling failed"),
+        (no_predict, "dict object has no callable predict()"),
+        (predict_not_callable, "NotAModel object has no callable predict()"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+def test_start_up_fails_with_one_line_naming_the_uri_and_version(publish, capsys, restore_logging, setup, reason):
+    # Given a pinned model that cannot be served
+    uri, version_id = setup(publish)
+
+    # When the server process starts
+    code, lines = run_main({"MODEL_S3_URI": uri, "MODEL_VERSION_ID": version_id}, capsys)
+
+    # Then it exits 1 with one ERROR line naming the URI, the version and the reason
+    assert code == 1
+    error = the_one_error(lines)
+    assert f"{uri} version {version_id}" in error["message"]
+    assert reason in error["message"]
+    assert (error["model_s3_uri"], error["model_version_id"]) == (uri, version_id)
+    # And the port it had bound (to answer /health while loading) is closed again
+    listening = next(line for line in lines if line["event"] == "listening")
+    assert refuses_connections(listening["port"])
+
+
+@pytest.mark.parametrize(
+    "uri, version_id, reason",
+    [
+        ("https://models.example.com/model.pkl", "v1", "is not an S3 URI"),
+        ("s3://models-bucket", "v1", "has no object key"),
+        ("s3://models-bucket/", "v1", "has no object key"),
+        ("s3:///model.pkl", "v1", "has no bucket"),
+        ("s3://Models_Bucket/model.pkl", "v1", "is not a valid bucket name"),
+        ("", "v1", "MODEL_S3_URI is not set"),
+        ("s3://models-bucket/model.pkl", "", "MODEL_VERSION_ID is not set"),
+    ],
+)
+def test_start_up_fails_on_bad_configuration_naming_the_uri_and_version(capsys, restore_logging, uri, version_id, reason):
+    # Given a malformed or missing MODEL_S3_URI / MODEL_VERSION_ID
+    # When the server process starts
+    code, lines = run_main({"MODEL_S3_URI": uri, "MODEL_VERSION_ID": version_id}, capsys)
+
+    # Then it exits 2 (a restart cannot fix it) with one ERROR line naming both values
+    assert code == 2
+    error = the_one_error(lines)
+    assert f"model {uri or '(unset)'} version {version_id or '(unset)'}" in error["message"]
+    assert reason in error["message"]
+    # And it never bound a port
+    assert not any(line["event"] == "listening" for line in lines)
+
+
+class _StubS3:
+    """An S3 client whose GetObject returns given bytes and headers, as botocore would
+    after skipping its own check (an algorithm it cannot compute, an older botocore)."""
+
+    def __init__(self, body: bytes, **headers: Any):
+        self.body, self.headers, self.calls = body, headers, []
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {"Body": io.BytesIO(self.body), "ContentLength": len(self.body), "VersionId": kwargs["VersionId"], **self.headers}
+
+
+def test_loader_itself_refuses_bytes_that_do_not_match_the_stored_checksum():
+    # Given S3 returns bytes whose stored SHA256 is for other bytes, and nothing checked it yet
+    body = b"\x80\x04N."  # pickle of None: must never be unpickled
+    stored = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    s3 = _StubS3(body, ChecksumSHA256=stored)
+
+    # When the loader loads the pinned version
+    with pytest.raises(ModelLoadError) as raised:
+        load_model(parse_s3_uri("s3://models-bucket/m.pkl"), "v7", s3)
+
+    # Then it refuses, naming URI, version and the mismatch, after asking for that exact version
+    assert str(raised.value).startswith("cannot load model s3://models-bucket/m.pkl version v7: checksum mismatch")
+    assert s3.calls == [{"Bucket": "models-bucket", "Key": "m.pkl", "VersionId": "v7", "ChecksumMode": "ENABLED"}]
+
+
+def test_loader_refuses_a_response_for_another_version():
+    # Given an S3 endpoint that answers with a different version than the one asked for
+    s3 = _StubS3(b"\x80\x04N.", VersionId="v8")
+
+    # When the loader loads version v7
+    with pytest.raises(ModelLoadError) as raised:
+        load_model(parse_s3_uri("s3://models-bucket/m.pkl"), "v7", s3)
+
+    # Then it refuses to serve it
+    assert "S3 returned version v8 instead" in str(raised.value)

@@ -1,0 +1,72 @@
+"""Tiny models the server tests pickle. This module must stay importable by the server process:
+unpickling looks the classes up by module name."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class LinearModel:
+    """predict: one number per instance, sum(w * x) + bias."""
+
+    def __init__(self, weights: list[float], bias: float = 0.0):
+        self.weights, self.bias = weights, bias
+
+    def predict(self, instances):
+        return [sum(w * x for w, x in zip(self.weights, row)) + self.bias for row in instances]
+
+
+class ArrayLike:
+    """Stands in for a numpy array: the server must call .tolist(), never import numpy."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def tolist(self):
+        return list(self.values)
+
+
+class ArrayModel:
+    def predict(self, instances):
+        return ArrayLike([ArrayLike([sum(row), len(row)]) for row in instances])
+
+
+class FailingModel:
+    SECRET = "database password is hunter2"
+
+    def predict(self, instances):
+        raise RuntimeError(self.SECRET)
+
+
+class WrongCountModel:
+    def predict(self, instances):
+        return [0.0] * (len(instances) + 1)
+
+
+class NotAModel:
+    predict = "not callable"
+
+
+# In-process only: a predict() that holds until the test releases it.
+GATE_ENTERED = threading.Event()
+GATE_RELEASE = threading.Event()
+
+
+class GatedModel:
+    def predict(self, instances):
+        GATE_ENTERED.set()
+        if not GATE_RELEASE.wait(timeout=10):
+            raise TimeoutError("the test never released the gate")
+        return [len(row) for row in instances]
+
+
+class SlowModel:
+    """For a server in another process: predict() takes ``delay`` seconds."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    def predict(self, instances):
+        time.sleep(self.delay)
+        return [sum(row) for row in instances]

@@ -1,0 +1,422 @@
+"""The three CloudFormation templates in infra/: linted, scanned, and checked for what aurelius relies on.
+
+cfn-lint and checkov run as the pinned tools of this virtual environment. The structural tests read
+the templates with cfn-lint's YAML decoder, which turns short tags (!Ref, !Sub, ...) into their
+long form ({"Ref": ...}).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import cfnlint.api
+import pytest
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+TEMPLATES = {name: INFRA / name / "template.yaml" for name in ("ecs-cluster", "ecs-service", "elb")}
+CHECKOV = Path(sys.executable).parent / "checkov"
+
+# The deploy scripts pass every one of these explicitly (the contract with aurelius' scripts).
+EXPECTED_PARAMETERS = {
+    "ecs-cluster": {
+        "ClusterName", "CapacityProviderName", "AutoScalingGroupName", "LaunchTemplateName", "VpcId",
+        "SubnetIds", "InstanceType", "MinSize", "MaxSize", "DesiredCapacity", "TargetCapacityPercent", "ImageId",
+    },
+    "ecs-service": {
+        "ClusterName", "ServiceName", "TaskFamily", "LoadBalancerName", "TargetGroupName", "LogGroupName",
+        "VpcId", "SubnetIds", "ContainerImage", "ContainerPort", "TaskCpu", "TaskMemory", "DesiredCount",
+        "AllowedIngressCidr", "ModelS3Uri", "ModelVersionId",
+    },
+    "elb": {
+        "LoadBalancerName", "AutoScalingGroupName", "LaunchTemplateName", "VpcId", "SubnetIds", "InstanceType",
+        "MinSize", "MaxSize", "DesiredCapacity", "ImageId", "ServerPort", "AllowedIngressCidr", "ModelS3Uri",
+        "ModelVersionId", "ServerBundleS3Uri",
+    },
+}
+
+# Each stack must stand alone: the service finds the cluster by name only.
+FORBIDDEN_TEXT = {
+    "ecs-cluster": ("ecs-service", "ecs_service"),
+    "ecs-service": ("ecs-cluster", "ecs_cluster", "ImportValue"),
+}
+
+template_names = pytest.mark.parametrize("name", sorted(TEMPLATES))
+
+
+@functools.cache
+def load(name: str) -> dict[str, Any]:
+    return cfn_yaml.load(str(TEMPLATES[name]))
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template.get("Resources", {}).items() if v.get("Type") == resource_type}
+
+
+def only_resource(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    found = resources_of_type(template, resource_type)
+    assert len(found) == 1, f"expected exactly one {resource_type}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """Every (path, key, value) of a mapping anywhere in the tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key, value
+            yield from walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from walk(item, f"{path}/{i}")
+
+
+def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every inline policy of every IAM role."""
+    for logical_id, role in resources_of_type(template, "AWS::IAM::Role").items():
+        for policy in role.get("Properties", {}).get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def env_map(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+
+def object_arn(parameter: str, variable: str) -> dict[str, Any]:
+    """The ARN expression the templates use: arn:<partition>:s3:::<bucket/key of an s3:// URI parameter>."""
+    return {
+        "Fn::Sub": [
+            f"arn:${{AWS::Partition}}:s3:::${{{variable}}}",
+            {variable: {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": parameter}]}]}},
+        ]
+    }
+
+
+# --- tools ------------------------------------------------------------------------------------
+
+
+@template_names
+def test_cfn_lint_reports_no_error_and_no_warning(name):
+    # Given a template
+    # When cfn-lint (the pinned version, through its Python API: the package has no __main__)
+    # checks it with errors, warnings and informational rules on
+    matches = cfnlint.api.lint_file(TEMPLATES[name], config=cfnlint.api.ManualArgs(include_checks=["I"]))
+    # Then it finds nothing
+    assert [str(m) for m in matches] == []
+
+
+def run_checkov(path: Path) -> dict[str, Any]:
+    if not CHECKOV.exists():
+        pytest.fail(f"checkov is not installed next to {sys.executable}; run make venv")
+    result = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--compact", "--skip-download",
+         "--output", "json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1 = failed checks, asserted by the tests
+    return json.loads(result.stdout)
+
+
+@functools.cache
+def checkov_report(name: str) -> dict[str, Any]:
+    return run_checkov(TEMPLATES[name])
+
+
+def declared_checkov_skips(template: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(logical id, check id) -> reason, from each resource's Metadata: checkov: skip:."""
+    skips = {}
+    for logical_id, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            skips[(logical_id, skip["id"])] = skip.get("comment", "")
+    return skips
+
+
+def checks(report: dict[str, Any], kind: str) -> set[tuple[str, str]]:
+    """(logical id, check id) of the failed_checks or skipped_checks of a report."""
+    return {(c["resource"].split(".", 1)[1], c["check_id"]) for c in report["results"].get(kind, [])}
+
+
+@pytest.mark.slow
+@template_names
+def test_checkov_finds_no_failed_check(name):
+    # Given a template
+    # When checkov (the pinned version, offline) scans it
+    report = checkov_report(name)
+    # Then it parsed the template, ran checks, and none failed
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 0
+    assert checks(report, "failed_checks") == set() and summary["failed"] == 0
+
+
+@pytest.mark.slow
+@template_names
+def test_every_checkov_skip_is_explained(name):
+    # Given the skips declared in the template's resource metadata
+    declared = declared_checkov_skips(load(name))
+    # When checkov scans the template
+    report = checkov_report(name)
+    # Then checkov honoured exactly those, and each one says why in words a reviewer can judge
+    assert checks(report, "skipped_checks") == set(declared)
+    for (logical_id, check_id), reason in declared.items():
+        assert re.fullmatch(r"CKV_AWS_\d+", check_id), check_id
+        assert len(reason.split()) >= 8, f"{logical_id} {check_id}: reason too short: {reason!r}"
+
+
+@pytest.mark.slow
+@template_names
+def test_every_checkov_skip_hides_a_real_finding(name, tmp_path):
+    # Given the template without its checkov skips (as JSON, which checkov reads as well)
+    template = load(name)
+    declared = declared_checkov_skips(template)
+    stripped = json.loads(json.dumps(template))
+    for resource in stripped["Resources"].values():
+        resource.get("Metadata", {}).pop("checkov", None)
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(stripped))
+    # When checkov scans it
+    report = run_checkov(path)
+    # Then exactly the skipped checks fail: no skip is stale, nothing else is hidden
+    assert checks(report, "failed_checks") == set(declared)
+
+
+# --- every template ---------------------------------------------------------------------------
+
+
+@template_names
+def test_template_and_every_parameter_are_described_and_typed(name):
+    # Given a template
+    template = load(name)
+    # Then it says what it is, and so does each parameter, with a type
+    assert str(template.get("Description", "")).strip()
+    for key, parameter in template["Parameters"].items():
+        assert str(parameter.get("Description", "")).strip(), f"{key} has no Description"
+        assert parameter.get("Type"), f"{key} has no Type"
+
+
+@template_names
+def test_template_takes_exactly_the_parameters_the_deploy_scripts_send(name):
+    # Given the parameters the deploy scripts pass explicitly
+    # Then the template declares those and no others
+    assert set(load(name)["Parameters"]) == EXPECTED_PARAMETERS[name]
+
+
+@template_names
+def test_network_parameters_use_aws_specific_types(name):
+    # Given a template's network and AMI parameters
+    parameters = load(name)["Parameters"]
+    # Then CloudFormation validates them against the account before creating anything
+    assert parameters["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
+    assert parameters["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    if "ImageId" in parameters:
+        assert parameters["ImageId"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert parameters["ImageId"]["Default"].startswith("/aws/service/")
+
+
+@template_names
+def test_template_neither_exports_nor_imports_values(name):
+    # Given a template
+    template = load(name)
+    # Then no output is exported and nothing is imported: stacks are tied by names only
+    exported = [key for key, output in template.get("Outputs", {}).items() if "Export" in output]
+    imported = [path for path, key, _ in walk(template) if key == "Fn::ImportValue"]
+    assert exported == [] and imported == []
+    assert "ImportValue" not in TEMPLATES[name].read_text()
+
+
+@template_names
+def test_template_uses_no_launch_configuration(name):
+    # Given a template (new accounts cannot create launch configurations since 1 October 2024)
+    template = load(name)
+    # Then instances come from launch templates only
+    assert resources_of_type(template, "AWS::AutoScaling::LaunchConfiguration") == {}
+    for group in resources_of_type(template, "AWS::AutoScaling::AutoScalingGroup").values():
+        assert "LaunchConfigurationName" not in group["Properties"]
+        assert group["Properties"]["LaunchTemplate"]["Version"] == {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]}
+
+
+@template_names
+def test_no_iam_policy_grants_an_action_on_every_resource(name):
+    # Given every inline IAM policy statement of the template
+    statements = list(policy_statements(load(name)))
+    # Then none allows anything on "*"
+    for logical_id, statement in statements:
+        for resource in as_list(statement["Resource"]):
+            assert not (isinstance(resource, str) and "*" in resource), f"{logical_id}: {statement}"
+
+
+@pytest.mark.parametrize("name", ["ecs-cluster", "elb"])
+def test_instances_require_imdsv2_and_encrypt_their_volumes(name):
+    # Given the launch template of a template that runs EC2 instances
+    data = only_resource(load(name), "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    # Then the metadata service needs session tokens and every EBS volume is encrypted
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["BlockDeviceMappings"]
+    for mapping in data["BlockDeviceMappings"]:
+        assert mapping["Ebs"]["Encrypted"] is True
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_TEXT))
+def test_cluster_and_service_directories_do_not_name_each_other(name):
+    # Given every file under the template's directory
+    offenders = [
+        (str(path.relative_to(ROOT)), text)
+        for path in (INFRA / name).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+        for text in FORBIDDEN_TEXT[name]
+        if text in path.read_text(errors="replace")
+    ]
+    # Then none of them mentions the other stack
+    assert offenders == []
+
+
+# --- ecs-cluster ------------------------------------------------------------------------------
+
+
+def test_cluster_default_strategy_is_its_managed_scaling_capacity_provider():
+    # Given the cluster template
+    template = load("ecs-cluster")
+    provider = only_resource(template, "AWS::ECS::CapacityProvider")["Properties"]["AutoScalingGroupProvider"]
+    association = only_resource(template, "AWS::ECS::ClusterCapacityProviderAssociations")["Properties"]
+    # Then the Auto Scaling group scales with the tasks' needs, towards TargetCapacityPercent ...
+    assert provider["AutoScalingGroupArn"] == {"Ref": "AutoScalingGroup"}
+    assert provider["ManagedScaling"]["Status"] == "ENABLED"
+    assert provider["ManagedScaling"]["TargetCapacity"] == {"Ref": "TargetCapacityPercent"}
+    # ... and a service that names no launch type lands on that provider
+    assert association["Cluster"] == {"Ref": "Cluster"}
+    assert [s["CapacityProvider"] for s in association["DefaultCapacityProviderStrategy"]] == [{"Ref": "CapacityProvider"}]
+
+
+def test_cluster_instances_join_the_cluster_and_accept_no_inbound_traffic():
+    # Given the cluster template
+    template = load("ecs-cluster")
+    user_data = only_resource(template, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]
+    security_group = only_resource(template, "AWS::EC2::SecurityGroup")["Properties"]
+    # Then each instance writes its cluster into the agent configuration ...
+    script = user_data["Fn::Base64"]["Fn::Sub"]
+    assert "/etc/ecs/ecs.config" in script and "ECS_CLUSTER=${Cluster}" in script
+    # ... and nothing connects to it (awsvpc tasks have their own security groups)
+    assert "SecurityGroupIngress" not in security_group
+    assert resources_of_type(template, "AWS::EC2::SecurityGroupIngress") == {}
+
+
+# --- ecs-service ------------------------------------------------------------------------------
+
+
+def test_service_rolls_out_with_circuit_breaker_and_no_capacity_loss():
+    # Given the service of the service template
+    service = only_resource(load("ecs-service"), "AWS::ECS::Service")["Properties"]
+    config = service["DeploymentConfiguration"]
+    # Then a rollout starts new tasks before stopping old ones, and a failing one rolls back
+    assert config["MaximumPercent"] == 200
+    assert config["MinimumHealthyPercent"] == 100
+    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+def test_service_uses_the_cluster_default_capacity_provider_strategy():
+    # Given the service of the service template
+    service = only_resource(load("ecs-service"), "AWS::ECS::Service")["Properties"]
+    # Then it names the cluster by its name and picks no launch type or strategy of its own
+    assert service["Cluster"] == {"Ref": "ClusterName"}
+    assert "LaunchType" not in service and "CapacityProviderStrategy" not in service
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_container_environment_carries_the_model_parameters():
+    # Given the task definition of the service template
+    task = only_resource(load("ecs-service"), "AWS::ECS::TaskDefinition")["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    # Then the model server learns which model object and version to load from the two parameters
+    assert container["Name"] == "model-server"
+    assert env_map(container)["MODEL_S3_URI"] == {"Ref": "ModelS3Uri"}
+    assert env_map(container)["MODEL_VERSION_ID"] == {"Ref": "ModelVersionId"}
+    assert task["NetworkMode"] == "awsvpc" and task["RequiresCompatibilities"] == ["EC2"]
+
+
+def test_task_role_may_only_read_the_model_object():
+    # Given the role the model server's task runs as
+    template = load("ecs-service")
+    task = only_resource(template, "AWS::ECS::TaskDefinition")["Properties"]
+    assert task["TaskRoleArn"] == {"Fn::GetAtt": ["TaskRole", "Arn"]}
+    role = template["Resources"]["TaskRole"]["Properties"]
+    # Then its only permission is reading that one object (any version), by an ARN built from ModelS3Uri
+    assert "ManagedPolicyArns" not in role
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert as_list(statement["Resource"]) == [object_arn("ModelS3Uri", "ModelObject")]
+    assert "*" not in json.dumps(statement["Resource"])
+
+
+def test_target_group_health_checks_are_tuned_for_a_fast_api():
+    # Given the target group of the service template
+    group = only_resource(load("ecs-service"), "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
+    # Then tasks register by IP and go in and out of service in seconds, not minutes
+    assert group["TargetType"] == "ip" and group["HealthCheckPath"] == "/health"
+    assert group["HealthCheckIntervalSeconds"] < 30 and group["HealthyThresholdCount"] < 5
+    assert group["HealthCheckTimeoutSeconds"] < group["HealthCheckIntervalSeconds"]
+    assert int(attributes["deregistration_delay.timeout_seconds"]) < 300
+
+
+# --- elb --------------------------------------------------------------------------------------
+
+
+def test_elb_template_runs_without_ecs():
+    # Given the template of the container-less variant
+    template = load("elb")
+    # Then it has no ECS cluster (nor any other ECS resource)
+    assert resources_of_type(template, "AWS::ECS::Cluster") == {}
+    assert not any(r["Type"].startswith("AWS::ECS::") for r in template["Resources"].values())
+
+
+def test_elb_instances_get_the_model_parameters_and_replace_gradually():
+    # Given the launch template and Auto Scaling group of the elb template
+    template = load("elb")
+    user_data = only_resource(template, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]
+    script, variables = user_data["Fn::Base64"]["Fn::Sub"]
+    group = only_resource(template, "AWS::AutoScaling::AutoScalingGroup")
+    # Then each instance installs the bundle with the model parameters in its environment ...
+    for env_name, parameter in (("MODEL_S3_URI", "ModelS3Uri"), ("MODEL_VERSION_ID", "ModelVersionId"), ("SERVER_PORT", "ServerPort")):
+        assert f"{env_name}=${{{parameter}}}" in script
+        assert variables[parameter] == {"Ref": parameter}
+    assert "aws s3 cp" in script and "/opt/aurelius/install-server.sh" in script
+    # ... behind the load balancer's health check, and a new version replaces instances in batches
+    assert group["Properties"]["HealthCheckType"] == "ELB"
+    assert group["Properties"]["LoadBalancerNames"] == [{"Ref": "LoadBalancer"}]
+    rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert rolling["MaxBatchSize"] == 1 and rolling["WaitOnResourceSignals"] is True
+
+
+def test_elb_instance_role_reads_only_the_model_and_the_bundle():
+    # Given the instance role of the elb template
+    statements = list(policy_statements(load("elb")))
+    # Then its inline permission is reading exactly the model object and the bundle object
+    assert len(statements) == 1
+    (_, statement) = statements[0]
+    assert sorted(as_list(statement["Action"])) == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert as_list(statement["Resource"]) == [object_arn("ModelS3Uri", "ModelObject"), object_arn("ServerBundleS3Uri", "BundleObject")]
+
+
+def test_classic_load_balancer_checks_health_and_drains_quickly():
+    # Given the Classic Load Balancer of the elb template
+    balancer = only_resource(load("elb"), "AWS::ElasticLoadBalancing::LoadBalancer")["Properties"]
+    # Then it checks /health on the server port often, and drains for seconds, not minutes
+    assert balancer["HealthCheck"]["Target"] == {"Fn::Sub": "HTTP:${ServerPort}/health"}
+    assert int(balancer["HealthCheck"]["Interval"]) < 30 and int(balancer["HealthCheck"]["HealthyThreshold"]) < 10
+    assert balancer["ConnectionDrainingPolicy"]["Enabled"] is True
+    assert int(balancer["ConnectionDrainingPolicy"]["Timeout"]) < 300
+    assert balancer["CrossZone"] is True
