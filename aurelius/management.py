@@ -73,14 +73,14 @@ def add_model_version_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def pinned_model_parameters(ctx: ScriptContext[Any], model: ModelLocation) -> list[dict[str, Any]]:
+def pinned_model_parameters(ctx: ScriptContext[Any], model: ModelLocation, deployed: dict[str, Any] | None) -> list[dict[str, Any]]:
     """ModelS3Uri / ModelVersionId for a stack deployed by a person (DESIGN.md, "Who moves the model").
 
+    ``deployed`` is the stack as DescribeStacks returns it (None before the first create).
     Keep what is deployed unless a version is named; on create (or when the settings point at
     another object) take the model's current S3 version, and fail clearly if there is none.
     """
     pinned = ctx.args.model_version_id
-    deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
     deployed_uri = stack_parameters(deployed).get("ModelS3Uri") if deployed else None
     if not pinned and deployed_uri == model.uri:
         return [keep_parameter("ModelS3Uri"), keep_parameter("ModelVersionId")]

@@ -27,7 +27,8 @@ class SettingsError(ValueError):
 
 
 def _check_cidr(value: str) -> str:
-    ipaddress.ip_network(value)  # raises ValueError naming the bad address
+    # IPv4 only: the templates' security group rules use CidrIp.
+    ipaddress.IPv4Network(value)  # raises ValueError naming the bad address
     return value
 
 

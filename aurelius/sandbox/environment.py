@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import urllib.request
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ def local_aws(delivery_delay: float = 0.5, lambda_log: TextIO | None = None) -> 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its state per process, not per server: start from an empty AWS.
+    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10).close()
     runtime = LocalLambdaRuntime(delivery_delay=delivery_delay, log=lambda_log or sys.stdout)
-    runtime.attach_to_moto()
+    detach = runtime.attach_to_moto()
     sandbox = LocalAws(endpoint=f"http://{host}:{port}", runtime=runtime)
     saved = {key: os.environ.get(key) for key in sandbox.environment}
     saved["AWS_PROFILE"] = os.environ.pop("AWS_PROFILE", None)
@@ -66,6 +69,7 @@ def local_aws(delivery_delay: float = 0.5, lambda_log: TextIO | None = None) -> 
     try:
         yield sandbox
     finally:
+        detach()
         server.stop()
         for key, value in saved.items():
             if value is None:

@@ -170,8 +170,8 @@ class LocalLambdaRuntime:
                     self._idle.set()
 
     # ------------------------------------------------------------------ moto wiring
-    def attach_to_moto(self) -> None:
-        """Route moto's S3 notifications and Lambda invokes to this runtime."""
+    def attach_to_moto(self) -> Callable[[], None]:
+        """Route moto's S3 notifications and Lambda invokes to this runtime; returns the undo."""
         import moto.s3.notifications as s3_notifications
         from moto.awslambda.models import LambdaFunction
 
@@ -191,5 +191,12 @@ class LocalLambdaRuntime:
                 return json.dumps({"errorMessage": invocation.error}), True, invocation.error
             return json.dumps(invocation.result, default=str), False, ""
 
+        original_invoke_from_s3 = s3_notifications._invoke_awslambda
         s3_notifications._invoke_awslambda = invoke_from_s3
         LambdaFunction._invoke_lambda = invoke_lambda
+
+        def detach() -> None:
+            s3_notifications._invoke_awslambda = original_invoke_from_s3
+            LambdaFunction._invoke_lambda = original_invoke_lambda
+
+        return detach

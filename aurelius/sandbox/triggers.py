@@ -62,6 +62,24 @@ def translate(template: dict[str, Any], parameters: dict[str, str]) -> dict[str,
     return transform(template, parameters, _NoManagedPolicyLookups())
 
 
+def function_handlers(template: dict[str, Any]) -> dict[str, tuple[Path, str]]:
+    """Logical id -> (handler file, handler function) of each function in the SAM template."""
+    handlers = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            props = resource["Properties"]
+            module_name, handler_name = props["Handler"].rsplit(".", 1)
+            handlers[logical_id] = ((REPO / props["CodeUri"]).resolve() / f"{module_name}.py", handler_name)
+    return handlers
+
+
+def point_code_at(template: dict[str, Any], bucket: str) -> None:
+    """Replace each function's local CodeUri by s3://bucket/<LogicalId>.zip, as sam package does."""
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://{bucket}/{logical_id}.zip"
+
+
 def _zip(handler_dir: Path) -> bytes:
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -78,17 +96,10 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
     # `sam deploy` uploads the built code to a bucket of its own (resolve_s3); so do we.
     code_bucket = f"aurelius-sam-artifacts-{config_env}"
     s3.create_bucket(Bucket=code_bucket)
-    handler_dirs: dict[str, tuple[Path, str]] = {}
-    for logical_id, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        props = resource["Properties"]
-        handler_dir = (REPO / props["CodeUri"]).resolve()
-        key = f"{logical_id}.zip"
-        s3.put_object(Bucket=code_bucket, Key=key, Body=_zip(handler_dir))
-        props["CodeUri"] = f"s3://{code_bucket}/{key}"
-        module_name, handler_name = props["Handler"].rsplit(".", 1)
-        handler_dirs[logical_id] = (handler_dir / f"{module_name}.py", handler_name)
+    handler_files = function_handlers(template)
+    for logical_id, (handler_file, _) in handler_files.items():
+        s3.put_object(Bucket=code_bucket, Key=f"{logical_id}.zip", Body=_zip(handler_file.parent))
+    point_code_at(template, code_bucket)
 
     plain = translate(template, params)
     template_parameters = plain.get("Parameters", {})
@@ -106,7 +117,7 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
     physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources if r.get("LogicalResourceId")}
     lambda_client = session.client("lambda")
     functions: dict[str, str] = {}
-    for logical_id, (handler_file, handler_name) in handler_dirs.items():
+    for logical_id, (handler_file, handler_name) in handler_files.items():
         configuration = lambda_client.get_function_configuration(FunctionName=physical[logical_id])
         runtime.register(
             LocalFunction(

@@ -39,7 +39,7 @@ class ModelService:
         """Bind and start answering (/health is 503 until ``load`` succeeds). Raises OSError."""
         self.server = ModelHTTPServer(self.config, ModelRequestHandler)
         self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="http-server", daemon=True
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="http-server", daemon=True
         )
         self._thread.start()
         log_event(logger, logging.INFO, "listening", f"listening on {self.config.host}:{self.port}; loading the model",
@@ -97,13 +97,6 @@ def main(env: Mapping[str, str] | None = None) -> int:
         return EXIT_CONFIG
 
     service = ModelService(config)
-    try:
-        service.start()
-    except OSError as exc:
-        startup_failed(f"cannot serve model {config.model} version {config.version_id}: "
-                       f"cannot listen on {config.host}:{config.port}: {exc}", reason=str(exc))
-        return EXIT_FAILURE
-
     wake = threading.Event()
     failure: list[str] = []
     signalled: list[str] = []
@@ -115,15 +108,19 @@ def main(env: Mapping[str, str] | None = None) -> int:
     def load() -> None:
         try:
             service.load()
-        except ModelLoadError as exc:
-            failure.append(str(exc))
-            wake.set()
-        except Exception as exc:  # a bug or an odd pickle: still one clear line
-            failure.append(f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
+            failure.append(str(exc) if isinstance(exc, ModelLoadError) else
+                           f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}")
             wake.set()
 
     previous = _install_signal_handlers(on_signal)
     try:
+        try:
+            service.start()
+        except OSError as exc:
+            startup_failed(f"cannot serve model {config.model} version {config.version_id}: "
+                           f"cannot listen on {config.host}:{config.port}: {exc}", reason=str(exc))
+            return EXIT_FAILURE
         # Daemon thread: a SIGTERM during a long download still stops the process promptly.
         threading.Thread(target=load, name="model-loader", daemon=True).start()
         while not wake.wait(timeout=1.0):

@@ -18,6 +18,7 @@ from aurelius_server.logs import LOGGER_NAME, log_event
 from aurelius_server.payload import ModelOutputError, PayloadError, parse_instances, render_predictions
 
 if TYPE_CHECKING:
+    from aurelius_server.loader import LoadedModel
     from aurelius_server.server import ModelHTTPServer
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -102,17 +103,17 @@ class ModelRequestHandler(BaseHTTPRequestHandler):
             with self.server.predict_lock:
                 raw = loaded.model.predict(instances)
             body = render_predictions(raw, len(instances))
-        except ModelOutputError as exc:
-            log_event(logger, logging.ERROR, "predict_bad_output", str(exc), model_version_id=loaded.version_id)
-            raise HttpError(500, "prediction_failed", "the model could not make a prediction") from None
-        except Exception:
-            log_event(logger, logging.ERROR, "predict_failed", "predict() raised", exc_info=True, model_version_id=loaded.version_id)
+        except Exception as exc:
+            if isinstance(exc, ModelOutputError):
+                log_event(logger, logging.ERROR, "predict_bad_output", str(exc), model_version_id=loaded.version_id)
+            else:
+                log_event(logger, logging.ERROR, "predict_failed", "predict() raised", exc_info=True, model_version_id=loaded.version_id)
             raise HttpError(500, "prediction_failed", "the model could not make a prediction") from None
         self._send(200, body)
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def _loaded(self):
+    def _loaded(self) -> "LoadedModel":
         loaded = self.server.model
         if loaded is None:
             raise HttpError(503, "model_not_loaded", "the model is still loading", headers={"Retry-After": "5"})

@@ -50,7 +50,7 @@ def test_service_script_creates_stack_pinned_to_current_model_version(aws, scrip
     assert params["ModelVersionId"] == version
     task = aws.ecs.describe_task_definition(taskDefinition=aws.task_definition_resource())["taskDefinition"]
     env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
-    assert env == {"MODEL_S3_URI": f"s3://{BUCKET}/{KEY}", "MODEL_VERSION_ID": version}
+    assert env["MODEL_S3_URI"] == f"s3://{BUCKET}/{KEY}" and env["MODEL_VERSION_ID"] == version
     assert "output ServiceUrl = http://" in capsys.readouterr().out
 
 
@@ -117,6 +117,12 @@ def test_elb_script_uploads_the_server_bundle_and_creates_its_stack(aws, scripts
     assert aws.s3.head_object(Bucket=ARTIFACTS, Key=key)["ContentLength"] > 0
     elb = boto3.client("elb").describe_load_balancers(LoadBalancerNames=["aurelius-elb-local-vm"])
     assert elb["LoadBalancerDescriptions"]
+    # The bundle holds everything install-server.sh checks for
+    import io, tarfile
+
+    bundle = scripts["elb"].server_bundle()
+    names = set(tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz").getnames())
+    assert {"install-server.sh", "aurelius-model-server.service", "server/requirements.txt", "server/aurelius_server/__main__.py"} <= names
     # The same sources give the same bundle: an unchanged server replaces no instance.
     assert scripts["elb"].server_bundle() == scripts["elb"].server_bundle()
 

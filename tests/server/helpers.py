@@ -63,6 +63,8 @@ def refuses_connections(port: int, within: float = 3.0) -> bool:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            pass  # queued in the backlog as the listening socket closed: try again
         time.sleep(0.02)
     return False
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
+
+from aurelius_server.logs import configure_logging
 
 from .helpers import call, log_lines, raw_exchange
 from .toy_model import ArrayModel, FailingModel, LinearModel, WrongCountModel
@@ -145,9 +148,7 @@ def test_unknown_method_is_501_json(linear):
 
 
 def test_predict_exception_is_500_generic_and_logged(publish, start_service, capsys, restore_logging):
-    # Given a model whose predict() raises with a sensitive message
-    from aurelius_server.logs import configure_logging
-
+    # Given a model whose predict() raises with a sensitive message (logs configured as in main())
     configure_logging()
     service = start_service(publish(FailingModel()))
 
@@ -178,8 +179,6 @@ def test_predict_returning_the_wrong_number_of_predictions_is_500(publish, start
 
 def test_keep_alive_connection_serves_several_requests(linear):
     # Given one HTTP/1.1 connection (as a load balancer keeps them)
-    import http.client
-
     connection = http.client.HTTPConnection("127.0.0.1", linear.port, timeout=5)
     try:
         # When it sends a health check, a bad request and a prediction one after another

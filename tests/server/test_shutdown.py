@@ -64,8 +64,9 @@ def _pythonpath_for_toy_model() -> str:
 
 
 def test_sigterm_lets_the_process_answer_the_request_in_flight_then_exit_0(publish, aws_env, tmp_path):
-    # Given `python -m aurelius_server` serving a model whose predict() takes 1 s
-    published = publish(SlowModel(delay=1.0))
+    # Given `python -m aurelius_server` serving a model whose predict() takes 0.5 s
+    marker = tmp_path / "predict-started"
+    published = publish(SlowModel(delay=0.5, marker=str(marker)))
     env = {**os.environ, "PYTHONPATH": _pythonpath_for_toy_model(), "MODEL_S3_URI": published.uri,
            "MODEL_VERSION_ID": published.version_id, "HOST": "127.0.0.1", "PORT": "0"}
     process = subprocess.Popen([sys.executable, "-m", "aurelius_server"], env=env, cwd=tmp_path,
@@ -81,7 +82,10 @@ def test_sigterm_lets_the_process_answer_the_request_in_flight_then_exit_0(publi
         replies = []
         client = threading.Thread(target=lambda: replies.append(call(port, "POST", "/predict", {"instances": [[1, 2]]})))
         client.start()
-        time.sleep(0.3)  # the request is now inside predict()
+        deadline = time.monotonic() + 5
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), "the request never reached predict()"
 
         # When the process gets SIGTERM
         process.send_signal(signal.SIGTERM)

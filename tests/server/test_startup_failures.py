@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import os
+import socket
 from typing import Any
 
 import pytest
@@ -170,3 +171,21 @@ def test_loader_refuses_a_response_for_another_version():
 
     # Then it refuses to serve it
     assert "S3 returned version v8 instead" in str(raised.value)
+
+
+def test_start_up_fails_when_the_port_is_taken(publish, capsys, restore_logging):
+    # Given another process already listens on the port
+    published = publish(LinearModel([1.0]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # When the server starts on that port
+        code, lines = run_main({"MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id, "PORT": str(port)}, capsys)
+
+    # Then it exits 1 with one ERROR line naming the model and the address
+    assert code == 1
+    error = the_one_error(lines)
+    assert f"{published.uri} version {published.version_id}" in error["message"]
+    assert f"cannot listen on 127.0.0.1:{port}" in error["message"]

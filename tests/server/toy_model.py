@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 
 class LinearModel:
@@ -62,11 +63,13 @@ class GatedModel:
 
 
 class SlowModel:
-    """For a server in another process: predict() takes ``delay`` seconds."""
+    """For a server in another process: predict() creates ``marker`` (so the test knows it is
+    running), then takes ``delay`` seconds."""
 
-    def __init__(self, delay: float):
-        self.delay = delay
+    def __init__(self, delay: float, marker: str):
+        self.delay, self.marker = delay, marker
 
     def predict(self, instances):
+        Path(self.marker).touch()
         time.sleep(self.delay)
         return [sum(row) for row in instances]

@@ -33,7 +33,7 @@ EXPECTED_PARAMETERS = {
     "ecs-service": {
         "ClusterName", "ServiceName", "TaskFamily", "LoadBalancerName", "TargetGroupName", "LogGroupName",
         "VpcId", "SubnetIds", "ContainerImage", "ContainerPort", "TaskCpu", "TaskMemory", "DesiredCount",
-        "AllowedIngressCidr", "ModelS3Uri", "ModelVersionId",
+        "AllowedIngressCidr", "ModelS3Uri", "ModelVersionId", "DeploymentNonce",
     },
     "elb": {
         "LoadBalancerName", "AutoScalingGroupName", "LaunchTemplateName", "VpcId", "SubnetIds", "InstanceType",

@@ -24,7 +24,7 @@ from aurelius.management import (
     run_management_script,
 )
 from aurelius.settings import ServiceSettings
-from aurelius.stack_deploy import StackSpec, parameter
+from aurelius.stack_deploy import StackSpec, describe_stack, keep_parameter, parameter
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "template.yaml"
@@ -33,6 +33,7 @@ SETTINGS = HERE / "service-settings.yml"
 
 def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
+    deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
     vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
     return StackSpec(
         stack_name=ctx.env.stack_name,
@@ -52,7 +53,9 @@ def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
             parameter("TaskMemory", settings.memory),
             parameter("DesiredCount", settings.desired_count),
             parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
-            *pinned_model_parameters(ctx, settings.model),
+            *pinned_model_parameters(ctx, settings.model, deployed),
+            # Only the redeployer's refresh moves the nonce (aurelius.reconcile).
+            keep_parameter("DeploymentNonce") if deployed else parameter("DeploymentNonce", "initial"),
         ],
         capabilities=("CAPABILITY_IAM",),
         tags={**settings.tags, "aurelius:environment": ctx.env.name},

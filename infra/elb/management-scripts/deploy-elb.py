@@ -6,7 +6,8 @@ Usage: python infra/elb/management-scripts/deploy-elb.py --environment ENV
            [--settings FILE] [--dry-run] [--model-version-id VERSION]
 Exit 0 done, 2 bad settings or arguments (nothing sent to AWS), 1 AWS-side failure.
 
-The bundle (server/aurelius_server, infra/elb/install-server.sh and the systemd unit) is a
+The bundle (server/aurelius_server, server/requirements.txt, infra/elb/install-server.sh and
+the systemd unit: what install-server.sh checks for) is a
 tar.gz named by its content hash in the settings' artifact_bucket, so an unchanged server
 means an unchanged parameter and no instance replacement. A dry run uploads nothing.
 """
@@ -30,7 +31,7 @@ from aurelius.management import (
     run_management_script,
 )
 from aurelius.settings import ElbSettings
-from aurelius.stack_deploy import DeployError, StackSpec, parameter
+from aurelius.stack_deploy import DeployError, StackSpec, describe_stack, parameter
 
 HERE = Path(__file__).resolve().parent
 ELB_DIR = HERE.parent
@@ -40,6 +41,7 @@ SETTINGS = HERE / "service-settings.yml"
 BUNDLE_FILES = {
     "install-server.sh": ELB_DIR / "install-server.sh",
     "aurelius-model-server.service": ELB_DIR / "aurelius-model-server.service",
+    "server/requirements.txt": REPO / "server" / "requirements.txt",
 }
 SERVER_PACKAGE = REPO / "server" / "aurelius_server"
 
@@ -74,8 +76,9 @@ def upload_bundle(ctx: ScriptContext[ElbSettings]) -> str:
 
 def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
+    deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
     vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
-    model = pinned_model_parameters(ctx, settings.model)
+    model = pinned_model_parameters(ctx, settings.model, deployed)
     return StackSpec(
         stack_name=ctx.env.stack_name,
         template_body=TEMPLATE.read_text(encoding="utf-8"),

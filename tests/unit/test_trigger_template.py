@@ -1,0 +1,126 @@
+"""template.yaml (the SAM app): wiring, least privilege, samconfig environments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aurelius.sandbox.triggers import point_code_at, samconfig_deploy_parameters, translate
+from aurelius.settings import ServiceSettings, load_environment
+from tests.helpers import REPO
+
+SERVICE_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
+# Read-only actions may use "*"; these write actions have no resource-level permissions in
+# IAM (Service Authorization Reference), so "*" is the only form AWS accepts for them.
+WRITE_ACTIONS_WITHOUT_RESOURCE_LEVEL = {"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"}
+READ_PREFIXES = ("Describe", "Get", "List")
+
+
+@pytest.fixture(scope="module")
+def translated():
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    point_code_at(template, "code-bucket")  # what sam package does before the transform
+    _, parameters = samconfig_deploy_parameters("prod")
+    return translate(template, parameters)
+
+
+def statements(translated):
+    """Every IAM statement in the translated template, with where it lives."""
+    for logical_id, resource in translated["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            documents.append(props["PolicyDocument"])
+        for policy in props.get("Policies", []) if resource["Type"] == "AWS::IAM::Role" else []:
+            documents.append(policy["PolicyDocument"])
+        for document in documents:
+            for statement in document["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_star_resource_on_a_write_action(translated):
+    offenders = []
+    for where, statement in statements(translated):
+        if statement["Effect"] != "Allow" or "*" not in as_list(statement["Resource"]):
+            continue
+        for action in as_list(statement["Action"]):
+            verb = action.split(":", 1)[1]
+            if not verb.startswith(READ_PREFIXES) and action not in WRITE_ACTIONS_WITHOUT_RESOURCE_LEVEL:
+                offenders.append(f"{where}: {action}")
+    assert offenders == []
+
+
+def test_functions_may_update_only_the_service_stack_and_read_only_the_model_key(translated):
+    policy = translated["Resources"]["ReconcilePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in policy}
+    update = by_sid["DescribeAndUpdateTheServiceStackOnly"]
+    assert "cloudformation:UpdateStack" in update["Action"]
+    assert "stack/${ServiceStackName}/*" in json.dumps(update["Resource"])
+    read = by_sid["ReadTheModelKeyOnly"]
+    assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert "${ModelBucketName}/${ModelKey}" in json.dumps(read["Resource"])
+    passrole = by_sid["PassOnlyTheCloudFormationServiceRole"]
+    assert passrole["Resource"] == {"Fn::GetAtt": ["CloudFormationServiceRole", "Arn"]}
+    assert passrole["Condition"]["StringEquals"]["iam:PassedToService"] == "cloudformation.amazonaws.com"
+    # and nothing else in the policy writes
+    writes = {a for s in policy for a in as_list(s["Action"]) if not a.split(":")[1].startswith(READ_PREFIXES)}
+    assert writes == {"cloudformation:UpdateStack", "iam:PassRole", "sns:Publish"}
+
+
+def test_both_functions_use_the_one_reconcile_policy(translated):
+    for role in ("RedeployServiceFunctionRole", "ScheduledRefreshFunctionRole"):
+        arns = translated["Resources"][role]["Properties"]["ManagedPolicyArns"]
+        assert {"Ref": "ReconcilePolicy"} in arns
+
+
+def test_async_invocation_is_bounded_with_an_sqs_on_failure_destination(translated):
+    for function in ("RedeployServiceFunction", "ScheduledRefreshFunction"):
+        config = translated["Resources"][f"{function}EventInvokeConfig"]["Properties"]
+        assert config["MaximumRetryAttempts"] == 2
+        assert 60 <= config["MaximumEventAgeInSeconds"] <= 21600
+        assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+
+
+def test_model_bucket_is_versioned_encrypted_private_and_tls_only(translated):
+    bucket = translated["Resources"]["ModelBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    policy = translated["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_s3_trigger_and_existing_bucket_rule_are_exclusive(translated):
+    resources = translated["Resources"]
+    assert resources["ModelBucket"]["Condition"] == "CreateBucket"
+    assert resources["ModelBucketInvokePermission"]["Condition"] == "CreateBucket"
+    assert resources["ExistingBucketObjectCreatedRule"]["Condition"] == "UseExistingBucket"
+    pattern = resources["ExistingBucketObjectCreatedRule"]["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"] and pattern["detail"]["object"]["key"] == [{"Ref": "ModelKey"}]
+
+
+def test_stack_status_changes_reach_the_refresh_function_and_the_topic(translated):
+    rule = translated["Resources"]["ServiceStackStatusRule"]["Properties"]
+    targets = {t["Id"]: t for t in rule["Targets"]}
+    assert targets["scheduled-refresh"]["Arn"] == {"Fn::GetAtt": ["ScheduledRefreshFunction", "Arn"]}
+    assert targets["deploy-notifications"]["Arn"] == {"Ref": "DeployNotificationsTopic"}
+    assert "UPDATE_ROLLBACK_COMPLETE" in rule["EventPattern"]["detail"]["status-details"]["status"]
+
+
+@pytest.mark.parametrize("config_env", ["default", "dev", "prod", "local"])
+def test_samconfig_environment_names_match_the_service_settings(config_env):
+    stack_name, parameters = samconfig_deploy_parameters(config_env)
+    settings_env = parameters["EnvironmentName"]
+    env = load_environment(SERVICE_SETTINGS, ServiceSettings, settings_env)
+    assert parameters["ServiceStackName"] == env.stack_name
+    assert parameters["ClusterName"] == env.settings.cluster_name
+    assert (parameters["BaseName"], parameters["NameSuffix"]) == (env.settings.base_name, env.settings.suffix)
+    assert (parameters["ModelBucketName"], parameters["ModelKey"]) == (env.settings.model.bucket, env.settings.model.key)
+    assert stack_name == env.namer("trigger-stack")
