@@ -24,7 +24,6 @@ from aurelius.stack_deploy import (
     DeployResult,
     StackDeployer,
     StackSpec,
-    describe_stack,
     keep_parameter,
     parameter,
     stack_parameters,

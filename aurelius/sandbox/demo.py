@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pickle
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from aurelius.sandbox.environment import LocalAws, local_aws
@@ -110,7 +110,7 @@ class Demo:
 
     def run_script(self, which: str, *extra: str) -> str:
         command = [sys.executable, str(SCRIPTS[which]), "--environment", "local", *extra]
-        done = subprocess.run(command, capture_output=True, text=True, env={**_os_environ(), **self.aws.environment}, timeout=300)
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **self.aws.environment}, timeout=300)
         if self.verbose or done.returncode != 0:
             sys.stdout.write(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -218,12 +218,6 @@ class Demo:
                 "",
             ]
         )
-
-
-def _os_environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def run_demo(keep: bool = False, verbose: bool = False, out: Callable[[str], None] = print) -> int:

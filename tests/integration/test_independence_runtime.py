@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import boto3
 import pytest
 
 from aurelius.sandbox.environment import local_aws
