@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 PYTEST_ARGS ?=
@@ -12,11 +14,20 @@ ARGS ?=
 
 all: test
 
+# Everything (tests, linters, sam, checkov): requirements.lock.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	$(PIP) -r requirements.lock
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(STAMP) $(DEMO_STAMP)
+
+# Only what the sandbox needs (a faster first `make demo`): requirements-demo.lock, a subset
+# of requirements.lock with the same versions.
+$(DEMO_STAMP): requirements-demo.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-demo.lock
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(DEMO_STAMP)
 
 venv: $(STAMP)
 
@@ -32,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml infra/*/template.yaml
 
 ## make demo: the whole redeploy loop against a moto server on 127.0.0.1 (ARGS=--keep to explore).
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m aurelius.sandbox.demo $(ARGS)
 
 ## make build: sam build (the functions' deployment artifacts in .aws-sam/build).
@@ -44,11 +55,17 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
 ## make lock: re-pin after editing pyproject.toml (review the diff before committing).
+LOCK_VENV := $(or $(TMPDIR),/tmp)/aurelius-lock-venv
 lock:
-	$(PYTHON) -m venv /tmp/aurelius-lock-venv
-	/tmp/aurelius-lock-venv/bin/pip install --quiet -e '.[dev]'
-	( head -2 requirements.lock; /tmp/aurelius-lock-venv/bin/pip freeze --exclude-editable ) > requirements.lock.new
+	rm -rf $(LOCK_VENV) $(LOCK_VENV)-demo
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	( head -2 requirements.lock; $(LOCK_VENV)/bin/pip freeze --exclude-editable ) > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+	$(PYTHON) -m venv $(LOCK_VENV)-demo
+	$(LOCK_VENV)-demo/bin/pip install --quiet -e '.[demo]' -c requirements.lock
+	( head -2 requirements-demo.lock; $(LOCK_VENV)-demo/bin/pip freeze --exclude-editable ) > requirements-demo.lock.new
+	mv requirements-demo.lock.new requirements-demo.lock
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .hypothesis
