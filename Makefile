@@ -60,11 +60,11 @@ lock:
 	rm -rf $(LOCK_VENV) $(LOCK_VENV)-demo
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
-	( head -2 requirements.lock; $(LOCK_VENV)/bin/pip freeze --exclude-editable ) > requirements.lock.new
+	( head -2 requirements.lock; $(LOCK_VENV)/bin/pip freeze --all --exclude-editable | grep -v "^pip==" ) > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 	$(PYTHON) -m venv $(LOCK_VENV)-demo
 	$(LOCK_VENV)-demo/bin/pip install --quiet -e '.[demo]' -c requirements.lock
-	( head -2 requirements-demo.lock; $(LOCK_VENV)-demo/bin/pip freeze --exclude-editable ) > requirements-demo.lock.new
+	( head -2 requirements-demo.lock; $(LOCK_VENV)-demo/bin/pip freeze --all --exclude-editable | grep -v "^pip==" ) > requirements-demo.lock.new
 	mv requirements-demo.lock.new requirements-demo.lock
 
 clean:
