@@ -108,6 +108,24 @@ def failed_version_digest(cfn, stack: dict[str, Any]) -> str | None:
     return match.group(2) if match else None
 
 
+def model_parameter_values(version: ModelVersion) -> dict[str, str]:
+    """The two stack parameters that pin a model version."""
+    return {MODEL_URI_PARAMETER: version.uri, MODEL_VERSION_PARAMETER: version.version_id}
+
+
+def update_parameters(current: dict[str, str], new_values: dict[str, str]) -> list[dict[str, Any]]:
+    """The Parameters list of an update with UsePreviousTemplate: new values, every other key kept.
+
+    With UsePreviousTemplate, a parameter left out falls back to its Default (aws.md): list all.
+    Shared by reconcile's UpdateStack and the operator CLI's dry-run change set, so both send the
+    same thing.
+    """
+    return [
+        {"ParameterKey": key, "ParameterValue": new_values[key]} if key in new_values else {"ParameterKey": key, "UsePreviousValue": True}
+        for key in current
+    ]
+
+
 def _error_message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", exc))
 
@@ -165,21 +183,16 @@ def reconcile(
 
     kind = "force" if force or version_id else ("refresh" if in_sync else "auto")
     token = request_token(kind, wanted.version_id, clock())
-    new_values = {MODEL_URI_PARAMETER: wanted.uri, MODEL_VERSION_PARAMETER: wanted.version_id}
+    new_values = model_parameter_values(wanted)
     if in_sync and NONCE_PARAMETER in params:
         new_values[NONCE_PARAMETER] = token
     missing = set(new_values) - set(params)
     if missing:
         return outcome(Action.ALARM, f"stack has no parameter {sorted(missing)[0]}: not an aurelius service stack", **known)
-    # With UsePreviousTemplate, a parameter left out falls back to its Default (aws.md): list all.
-    parameters = [
-        {"ParameterKey": key, "ParameterValue": new_values[key]} if key in new_values else {"ParameterKey": key, "UsePreviousValue": True}
-        for key in params
-    ]
     kwargs: dict[str, Any] = dict(
         StackName=target.stack_name,
         UsePreviousTemplate=True,
-        Parameters=parameters,
+        Parameters=update_parameters(params, new_values),
         Capabilities=stack.get("Capabilities") or list(target.default_capabilities),
         ClientRequestToken=token,
     )
