@@ -127,6 +127,20 @@ def test_elb_script_uploads_the_server_bundle_and_creates_its_stack(aws, scripts
     assert scripts["elb"].server_bundle() == scripts["elb"].server_bundle()
 
 
+def test_elb_script_updates_its_stack_and_keeps_the_model_version(aws, scripts):
+    # Given the elb stack serving version 1, and a newer upload
+    v1 = aws.upload(1)
+    assert scripts["elb"].main(["--environment", "local"]) == 0
+    aws.upload(2)
+    # When a person changes the capacity and redeploys
+    settings = scripts["elb"].SETTINGS.read_text().replace("capacity: {min: 1, max: 3, desired: 2}", "capacity: {min: 1, max: 4, desired: 3}", 1)
+    assert scripts["elb"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
+    # Then the stack is updated and the model did not move
+    params = aws.parameters(ELB_STACK)
+    assert aws.stack(ELB_STACK)["StackStatus"] == "UPDATE_COMPLETE"
+    assert (params["DesiredCapacity"], params["ModelVersionId"]) == ("3", v1)
+
+
 @pytest.mark.parametrize("which", ["cluster", "service", "elb"])
 @pytest.mark.parametrize(
     "old, new, expected",
