@@ -1,0 +1,532 @@
+"""`aurelius`: look at the redeploy automation and overrule it.
+
+    aurelius status  [--environment ENV] [--json]
+    aurelius deploy  --environment ENV (--version-id V | --latest) [--dry-run] [--wait]
+    aurelius history --environment ENV [--limit N] [--json]
+
+Every command reads the service stacks' settings (infra/ecs-service/management-scripts/
+service-settings.yml unless --settings) and talks to AWS through plain boto3, so
+AWS_ENDPOINT_URL / AWS_PROFILE / AWS_REGION work, and so does the sandbox (`make demo ARGS=--keep`).
+An environment's `region` setting wins over the default region.
+
+Nothing here is a second redeployer: `deploy` calls aurelius.reconcile.reconcile() with the
+chosen version and force=True (the same UpdateStack the functions send, token kind "force",
+which is how a version's failed mark is cleared), and `history` / `status` read the record the
+redeployer leaves in AWS (stack events tagged with its request token, S3 object versions).
+
+Exit codes:
+  status   0 every environment shown is in sync; 1 any is behind, deploying, failed, missing
+           or could not be read (error)
+  deploy   0 update started (with --wait: completed), already deployed, or dry run shown;
+           1 refused or failed on the AWS side (stack busy, not updatable, missing, rolled back)
+  history  0 shown; 1 AWS-side failure (stack missing, endpoint)
+  all      2 bad arguments or settings: unknown environment, unknown model version
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from aurelius.history import Deploy, ObjectVersion, model_versions, read_history
+from aurelius.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
+from aurelius.naming import InvalidName
+from aurelius.reconcile import (
+    MODEL_URI_PARAMETER,
+    MODEL_VERSION_PARAMETER,
+    NOT_UPDATABLE,
+    Action,
+    Target,
+    failed_version_digest,
+    model_parameter_values,
+    reconcile,
+    update_parameters,
+    version_digest,
+)
+from aurelius.settings import Environment, ServiceSettings, SettingsError, load_environment, load_environments
+from aurelius.stack_deploy import NO_CHANGES_MARKERS, describe_stack, stack_parameters
+from aurelius.status import IN_SYNC, EnvironmentStatus, environment_status
+
+EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
+POLL_SECONDS = 10.0
+
+# (service, region or None) -> boto3 client. Tests pass one that returns stubbed clients.
+ClientFactory = Callable[[str, "str | None"], Any]
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing: exit 2."""
+
+
+class AwsSide(Exception):
+    """AWS-side state or failure: exit 1. ``label`` starts the message."""
+
+    label = "error"
+
+
+class Refused(AwsSide):
+    """AWS-side state forbids the operation (stack busy, not updatable, missing)."""
+
+    label = "refused"
+
+
+class Failed(AwsSide):
+    """The operation ran and failed on the AWS side (the update rolled back)."""
+
+    label = "failed"
+
+
+def boto3_clients() -> ClientFactory:
+    sessions: dict[str | None, boto3.session.Session] = {}
+
+    def client(service: str, region: str | None) -> Any:
+        if region not in sessions:
+            sessions[region] = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+        return sessions[region].client(service)
+
+    return client
+
+
+# ---------------------------------------------------------------------------- formatting
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # not reached
+
+
+def short(version_id: str | None, width: int = 12) -> str:
+    if not version_id:
+        return "-"
+    return version_id if len(version_id) <= width + 1 else version_id[:width] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain aligned text table (two spaces between columns)."""
+    cells = [list(map(str, headers)), *[list(map(str, row)) for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
+
+
+def describe_deploy(deploy: Deploy | None) -> str:
+    if deploy is None:
+        return "-"
+    if deploy.kind == "created":
+        return f"created {when(deploy.ended)}"
+    moment = deploy.ended or deploy.started
+    return f"{deploy.outcome} {when(moment)} ({deploy.kind})"
+
+
+def version_label(deploy: Deploy) -> str:
+    if deploy.version_id:
+        return deploy.version_id
+    if deploy.digest:
+        return f"unknown (digest {deploy.digest}; version deleted from S3)"
+    return "unknown (updated since the stack was created)"
+
+
+# ---------------------------------------------------------------------------- settings
+def _settings_path(args: argparse.Namespace) -> Path:
+    return Path(args.settings)
+
+
+def _environment(args: argparse.Namespace) -> Environment[ServiceSettings]:
+    return load_environment(_settings_path(args), ServiceSettings, args.environment)
+
+
+def _clients_for(env: Environment[ServiceSettings], clients: ClientFactory) -> tuple[Any, Any]:
+    region = env.settings.region
+    return clients("s3", region), clients("cloudformation", region)
+
+
+# ---------------------------------------------------------------------------- status
+def cmd_status(args: argparse.Namespace, clients: ClientFactory) -> int:
+    if args.environment:
+        environments = [_environment(args)]
+    else:
+        environments = list(load_environments(_settings_path(args), ServiceSettings).values())
+    results: list[EnvironmentStatus] = []
+    for env in environments:
+        model = env.settings.model
+        try:
+            s3, cfn = _clients_for(env, clients)
+        except (BotoCoreError, ClientError) as exc:  # e.g. no region configured
+            results.append(EnvironmentStatus(env.name, env.stack_name, model.uri, "error", f"{type(exc).__name__}: {exc}"))
+            continue
+        results.append(environment_status(env.name, env.stack_name, model.bucket, model.key, s3=s3, cfn=cfn))
+
+    all_in_sync = all(r.state == IN_SYNC for r in results)
+    if args.json:
+        print(json.dumps({"in_sync": all_in_sync, "environments": [r.as_dict() for r in results]}, indent=2))
+    else:
+        rows = []
+        for r in results:
+            deployed = r.deployed
+            newest = r.newest
+            same = bool(newest and r.deployed_version == newest.version_id)
+            rows.append(
+                [
+                    r.environment,
+                    r.state,
+                    r.stack_status or "-",
+                    r.revision or "-",
+                    short(r.deployed_version),
+                    when(deployed.last_modified) if deployed else "-",
+                    size(deployed.size) if deployed else "-",
+                    "= deployed" if same else short(newest.version_id if newest else None),
+                    "" if same else (when(newest.last_modified) if newest else "-"),
+                    describe_deploy(r.last_deploy),
+                ]
+            )
+        print(
+            table(
+                ["ENVIRONMENT", "STATE", "STACK STATUS", "REV", "DEPLOYED", "UPLOADED", "SIZE", "NEWEST", "UPLOADED", "LAST DEPLOY"],
+                rows,
+            )
+        )
+        for r in results:
+            if r.state != IN_SYNC:
+                print(f"{r.environment}: {r.state}: {r.reason}")
+    return EXIT_OK if all_in_sync else EXIT_AWS
+
+
+# ---------------------------------------------------------------------------- history
+def cmd_history(args: argparse.Namespace, clients: ClientFactory) -> int:
+    if args.limit < 0:
+        raise UsageError("--limit must be 0 (everything) or more")
+    env = _environment(args)
+    s3, cfn = _clients_for(env, clients)
+    model = env.settings.model
+    stack = describe_stack(cfn, env.stack_name)
+    if stack is None:
+        raise AwsSide(f"service stack {env.stack_name} does not exist: no history")
+    deploys = read_history(cfn, s3, stack, model.bucket, model.key, limit=args.limit or None)
+    current = stack_parameters(stack).get(MODEL_VERSION_PARAMETER)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "environment": env.name,
+                    "stack_name": env.stack_name,
+                    "model_uri": model.uri,
+                    "stack_status": stack["StackStatus"],
+                    "deployed_version": current,
+                    "deploys": [d.as_dict() for d in deploys],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    print(f"{env.stack_name} ({env.name}): model versions deployed to {model.uri}, newest first")
+    rows = [
+        [
+            when(d.started),
+            when(d.ended),
+            d.outcome,
+            d.kind,
+            version_label(d),
+            when(d.model.last_modified) if d.model else "-",
+            size(d.model.size) if d.model else "-",
+        ]
+        for d in deploys
+    ]
+    print(table(["STARTED", "ENDED", "OUTCOME", "KIND", "MODEL VERSION", "UPLOADED", "SIZE"], rows))
+    if not deploys:
+        print("(no deploys recorded in the stack's events)")
+    print(f"now deployed: {current or '-'} (stack {stack['StackStatus']})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- deploy
+def _chosen_version(args: argparse.Namespace, s3, model) -> ModelVersion:
+    try:
+        chosen = current_model_version(s3, model.bucket, model.key, args.version_id)
+    except ModelMissing:
+        if args.version_id:
+            raise UsageError(f"unknown model version {args.version_id!r}: {model.uri} has no such version "
+                             "(aurelius history and aws s3api list-object-versions list them)") from None
+        raise Refused(f"no model object at {model.uri}: upload one first") from None
+    except VersioningDisabled as exc:
+        raise Refused(str(exc)) from None
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in ("405", "MethodNotAllowed"):
+            raise UsageError(f"model version {args.version_id!r} of {model.uri} is a delete marker, not a model") from None
+        raise
+    if chosen.size == 0:
+        raise Refused(f"model version {chosen.version_id} of {model.uri} is empty; the redeployer never deploys it either")
+    return chosen
+
+
+def _check_updatable(stack: dict[str, Any] | None, stack_name: str) -> dict[str, Any]:
+    if stack is None:
+        raise Refused(f"service stack {stack_name} does not exist; create it with infra/ecs-service/management-scripts/deploy-service.py")
+    status = stack["StackStatus"]
+    if status.endswith("_IN_PROGRESS"):
+        raise Refused(f"stack {stack_name} is busy ({status}); try again when it is done (aurelius status shows it)")
+    if status in NOT_UPDATABLE:
+        raise Refused(
+            f"stack {stack_name} is {status} and cannot be updated; repair it first "
+            "(UPDATE_ROLLBACK_FAILED: aws cloudformation continue-update-rollback; ROLLBACK_COMPLETE: delete and recreate)"
+        )
+    return stack
+
+
+def _deployed_object(s3, model, version_id: str | None) -> ModelVersion | None:
+    """The deployed version's object (None if the stack pins none or it was deleted from S3)."""
+    if not version_id:
+        return None
+    try:
+        return current_model_version(s3, model.bucket, model.key, version_id)
+    except (ModelMissing, VersioningDisabled):
+        return None
+
+
+def _direction(versions: list[ObjectVersion], deployed_id: str | None, chosen_id: str) -> str | None:
+    """Forward or back, by the order S3 lists the object's versions (newest first).
+
+    Upload times have one-second resolution, so two quick uploads can share one; the listing
+    order does not.
+    """
+    order = [v.version_id for v in versions]
+    if deployed_id not in order or chosen_id not in order:
+        return None
+    return "back to an older version" if order.index(chosen_id) > order.index(deployed_id) else "forward to a newer version"
+
+
+def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
+    env = _environment(args)
+    s3, cfn = _clients_for(env, clients)
+    model = env.settings.model
+    chosen = _chosen_version(args, s3, model)
+    stack = _check_updatable(describe_stack(cfn, env.stack_name), env.stack_name)
+    params = stack_parameters(stack)
+    deployed_id = params.get(MODEL_VERSION_PARAMETER)
+    deployed = _deployed_object(s3, model, deployed_id)
+
+    print(f"{env.stack_name} ({env.name}), stack {stack['StackStatus']}")
+    print(f"  deployed: {deployed_id or '-'}" + (f"  uploaded {when(deployed.last_modified)}, {size(deployed.size)}" if deployed else ""))
+    print(f"  chosen:   {chosen.version_id}  uploaded {when(chosen.last_modified)}, {size(chosen.size)}")
+    if deployed_id == chosen.version_id and params.get(MODEL_URI_PARAMETER) == chosen.uri:
+        print("already deployed: nothing to do")
+        return EXIT_OK
+    versions = model_versions(s3, model.bucket, model.key)
+    direction = _direction(versions, deployed_id, chosen.version_id)
+    if direction:
+        print(f"  direction: {direction}")
+    current = next((v.version_id for v in versions if v.is_latest), None)
+    if current and current != chosen.version_id:
+        # Level-triggered (DESIGN.md): the redeployer always converges on S3's current version.
+        print(
+            f"  note: S3's current version is {current}, and the redeployer follows S3:\n"
+            "        it deploys that version again as soon as this update ends (the stack-status event\n"
+            "        wakes scheduled_refresh) or on the next tick. To keep the chosen version, make it current:\n"
+            f"        aws s3api copy-object --bucket {model.bucket} --key {model.key} \\\n"
+            f"          --copy-source '{model.bucket}/{model.key}?versionId={chosen.version_id}'"
+        )
+    if failed_version_digest(cfn, stack) == version_digest(chosen.version_id):
+        print("  note: this version's last rollout rolled back (failed mark); deploying it retries it and clears the mark")
+
+    if args.dry_run:
+        return _dry_run(cfn, stack, env.stack_name, chosen)
+
+    target = Target(env.stack_name, model.bucket, model.key)
+    outcome = reconcile(target, s3=s3, cfn=cfn, version_id=chosen.version_id, force=True)
+    if outcome.action is Action.IN_SYNC:
+        print(f"already deployed: {outcome.reason}")
+        return EXIT_OK
+    if outcome.action is not Action.STARTED:
+        raise Refused(f"not deployed ({outcome.action.value}): {outcome.reason}")
+    print(f"update started (ClientRequestToken {outcome.token})")
+    return _after_start(cfn, env, args.wait)
+
+
+def _after_start(cfn, env: Environment[ServiceSettings], wait: bool) -> int:
+    while True:
+        stack = describe_stack(cfn, env.stack_name)
+        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        if not wait:
+            print(f"stack {status}; CloudFormation and the ECS circuit breaker own the rollout now.")
+            print(f"follow it: aurelius status --environment {env.name}   (or add --wait)")
+            return EXIT_OK
+        time.sleep(POLL_SECONDS)
+    print(f"stack {status}")
+    if status in ("UPDATE_COMPLETE",):
+        return EXIT_OK
+    raise Failed(f"the update ended {status}; aurelius history --environment {env.name} shows it")
+
+
+def _dry_run(cfn, stack: dict[str, Any], stack_name: str, chosen: ModelVersion) -> int:
+    """Create the change set reconcile's update would make, print it, delete it."""
+    current = stack_parameters(stack)
+    new_values = model_parameter_values(chosen)
+    name = f"aurelius-dry-run-{version_digest(chosen.version_id)}-{int(time.time())}"
+    try:
+        cfn.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            UsePreviousTemplate=True,
+            Parameters=update_parameters(current, new_values),
+            Capabilities=stack.get("Capabilities") or list(Target.default_capabilities),
+            Description=f"aurelius deploy --dry-run of model version {chosen.version_id}",
+        )
+    except ClientError as exc:
+        if any(marker in str(exc) for marker in NO_CHANGES_MARKERS):
+            print("dry run: CloudFormation sees no changes")
+            return EXIT_OK
+        raise
+    try:
+        try:
+            cfn.get_waiter("change_set_create_complete").wait(
+                StackName=stack_name, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 60}
+            )
+        except WaiterError:
+            reason = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name).get("StatusReason", "")
+            if any(marker in reason for marker in NO_CHANGES_MARKERS):
+                print("dry run: CloudFormation sees no changes")
+                return EXIT_OK
+            raise Refused(f"change set {name} failed: {reason}") from None
+        changes: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name, **({"NextToken": token} if token else {}))
+            changes.extend(page.get("Changes", []))
+            token = page.get("NextToken")
+            if not token:
+                break
+        print(f"change set {name} (UsePreviousTemplate, every other parameter kept):")
+        for key, after in new_values.items():
+            before = current.get(key)
+            if before != after:
+                print(f"  parameter {key}: {before} -> {after}")
+        for change in changes:
+            rc = change.get("ResourceChange", {})
+            replacement = rc.get("Replacement")
+            extra = f" (replacement: {replacement})" if replacement and replacement != "False" else ""
+            print(f"  {rc.get('Action', '?'):<7} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}")
+        if not changes:
+            print("  (CloudFormation listed no resource changes; the parameter changes are above)")
+    finally:
+        cfn.delete_change_set(StackName=stack_name, ChangeSetName=name)
+    print("dry run: change set deleted, nothing deployed")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--settings",
+        default=str(DEFAULT_SETTINGS),
+        metavar="FILE",
+        help="service settings file (default: infra/ecs-service/management-scripts/service-settings.yml)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="aurelius",
+        description="Look at and overrule the aurelius model redeployer. Talks to AWS through boto3 "
+        "(AWS_ENDPOINT_URL, AWS_PROFILE, AWS_REGION apply).",
+        epilog="Exit codes: 0 ok, 1 AWS-side state or failure (status: not everything in sync), 2 bad arguments or settings.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="each environment: stack, deployed and newest model version, sync state",
+        description="For each environment (or one): stack status, deployed model version (upload time, size), "
+        "newest model version in S3, state (in sync / behind / deploying / failed / missing / error), "
+        "task definition revision, last deploy's outcome.",
+        epilog="Exit 0 when every environment shown is in sync; 1 when any is behind, deploying, failed, "
+        "missing or could not be read; 2 bad arguments or settings.",
+    )
+    status.add_argument("--environment", "-e", help="only this environment (default: every environment in the settings)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    deploy = commands.add_parser(
+        "deploy",
+        parents=[common],
+        help="deploy a chosen model version now (forward or back)",
+        description="Deploy a model version now through the redeployer's own stack update (reconcile, forced). "
+        "Retrying a version whose rollout rolled back clears its failed mark.",
+        epilog="Exit 0 started (with --wait: completed), already deployed, or dry run shown; 1 refused or failed "
+        "on the AWS side (stack busy, not updatable, missing; update rolled back); 2 unknown environment or "
+        "version, bad arguments.",
+    )
+    deploy.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
+    which = deploy.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version-id", help="S3 VersionId of the model object to deploy")
+    which.add_argument("--latest", action="store_true", help="the model object's current version")
+    deploy.add_argument("--dry-run", action="store_true", help="create the change set, print it, delete it; deploy nothing")
+    deploy.add_argument("--wait", action="store_true", help="wait until the stack update ends; exit 1 unless it completed")
+
+    history = commands.add_parser(
+        "history",
+        parents=[common],
+        help="the model versions the service ran, newest first",
+        description="The model versions deployed to the service stack, newest first, with when each update "
+        "started and ended and how (completed, rolled back), read from the stack's events and the model's "
+        "S3 versions.",
+        epilog="Exit 0 shown; 1 stack missing or AWS error; 2 unknown environment or bad arguments.",
+    )
+    history.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
+    history.add_argument("--limit", type=int, default=20, help="show at most N deploys (default 20; 0 = all)")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+COMMANDS = {"status": cmd_status, "deploy": cmd_deploy, "history": cmd_history}
+
+
+def main(argv: Sequence[str] | None = None, *, clients: ClientFactory | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or bad arguments (2): argparse printed why
+        return int(exc.code or 0)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args, clients or boto3_clients())
+    except (SettingsError, InvalidName, UsageError) as exc:
+        print(f"aurelius {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AwsSide as exc:
+        print(f"aurelius {args.command}: {exc.label}: {exc}", file=sys.stderr)
+        return EXIT_AWS
+    except (ClientError, BotoCoreError) as exc:
+        print(f"aurelius {args.command}: AWS error: {exc}", file=sys.stderr)
+        return EXIT_AWS
+    except BrokenPipeError:  # `aurelius status --json | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_AWS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

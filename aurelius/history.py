@@ -1,0 +1,188 @@
+"""Which model versions the service stack ran, read from AWS only (no local record).
+
+The record is the stack's own event history. reconcile() starts every update with a
+ClientRequestToken ``aurelius-{kind}-{sha256(version_id)[:16]}-{unix time}`` (aurelius.reconcile),
+and CloudFormation tags every event of that update with it. So each stack-level
+UPDATE_IN_PROGRESS carrying such a token is one deploy: when it started, which kind
+(auto, force, refresh) and the digest of the version it tried. The stack-level event that ends
+it (UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED) gives when and how it
+ended. The model bucket's object versions (ListObjectVersions) turn digests back into version
+ids, with each version's upload time and size.
+
+The stack's creation carries no aurelius token (deploy-service.py creates it), so its version
+is only known while no update has happened since: then it is the stack's current parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from aurelius.reconcile import MODEL_VERSION_PARAMETER, TOKEN_PATTERN, version_digest
+from aurelius.stack_deploy import stack_parameters
+
+STACK_RESOURCE_TYPE = "AWS::CloudFormation::Stack"
+OUTCOMES = {
+    "UPDATE_COMPLETE": "completed",
+    "UPDATE_ROLLBACK_COMPLETE": "rolled back",
+    "UPDATE_ROLLBACK_FAILED": "rollback failed",
+}
+IN_PROGRESS, UNKNOWN, CREATED = "in progress", "unknown", "created"
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One S3 version of the model object."""
+
+    version_id: str
+    last_modified: datetime | None = None
+    size: int | None = None
+    is_latest: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version_id": self.version_id,
+            "last_modified": _iso(self.last_modified),
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One model deploy of the service stack: an aurelius update, or the stack's creation."""
+
+    kind: str  # auto | force | refresh | created
+    started: datetime | None
+    ended: datetime | None
+    outcome: str  # completed | rolled back | rollback failed | in progress | created | unknown
+    version_id: str | None  # None when no object version has the digest (or the creation's is unknown)
+    digest: str | None
+    token: str | None
+    model: ObjectVersion | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "outcome": self.outcome,
+            "version_id": self.version_id,
+            "version_digest": self.digest,
+            "client_request_token": self.token,
+            "model": self.model.as_dict() if self.model else None,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def model_versions(s3, bucket: str, key: str) -> list[ObjectVersion]:
+    """Every stored version of the model object (newest first; delete markers left out)."""
+    found: list[ObjectVersion] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        for item in page.get("Versions", []):
+            if item.get("Key") != key:  # the prefix also matches models/model.pkl.bak
+                continue
+            found.append(ObjectVersion(item["VersionId"], item.get("LastModified"), item.get("Size"), bool(item.get("IsLatest"))))
+    return found
+
+
+def _stack_events(cfn, stack_name: str) -> Iterator[dict[str, Any]]:
+    """The stack's events, newest first, one page at a time."""
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack_name):
+        yield from page.get("StackEvents", [])
+
+
+def _is_stack_level(event: dict[str, Any], stack: dict[str, Any]) -> bool:
+    # A nested stack is a resource of type AWS::CloudFormation::Stack too; ours has its own name.
+    return event.get("ResourceType") == STACK_RESOURCE_TYPE and event.get("LogicalResourceId") == stack["StackName"]
+
+
+def read_history(cfn, s3, stack: dict[str, Any], bucket: str, key: str, limit: int | None = None) -> list[Deploy]:
+    """The stack's model deploys, newest first (at most ``limit``; None or 0 reads every event).
+
+    ``stack`` is the stack as DescribeStacks returns it. With a limit, paging stops once that
+    many aurelius updates are found (their end events are newer, so already read).
+    """
+    events: list[dict[str, Any]] = []
+    starts = 0
+    for event in _stack_events(cfn, stack["StackName"]):
+        events.append(event)
+        if _is_stack_level(event, stack) and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS":
+            if TOKEN_PATTERN.match(event.get("ClientRequestToken") or ""):
+                starts += 1
+                if limit and starts >= limit:
+                    break
+
+    # Oldest to newest: an update's end is the next stack-level terminal event after its start.
+    deploys: list[dict[str, Any]] = []
+    open_update: dict[str, Any] | None = None  # the aurelius update waiting for its end
+    any_update = False
+    created: dict[str, Any] | None = None
+    for event in reversed(events):
+        if not _is_stack_level(event, stack):
+            continue
+        status = event.get("ResourceStatus")
+        if status == "CREATE_COMPLETE":
+            created = {"ended": event.get("Timestamp"), "started": (created or {}).get("started")}
+        elif status == "CREATE_IN_PROGRESS":
+            created = {"started": event.get("Timestamp"), "ended": None}
+        elif status == "UPDATE_IN_PROGRESS":
+            any_update = True
+            if open_update is not None:
+                open_update["outcome"] = UNKNOWN  # its end was not recorded; should not happen
+            token = event.get("ClientRequestToken") or ""
+            match = TOKEN_PATTERN.match(token)
+            open_update = None
+            if match:
+                open_update = {"kind": match.group(1), "digest": match.group(2), "token": token, "started": event.get("Timestamp")}
+                deploys.append(open_update)
+        elif status in OUTCOMES:
+            if open_update is not None:
+                open_update["ended"] = event.get("Timestamp")
+                open_update["outcome"] = OUTCOMES[status]
+            open_update = None
+
+    versions = model_versions(s3, bucket, key)
+    by_digest = {version_digest(v.version_id): v for v in versions}
+    by_id = {v.version_id: v for v in versions}
+
+    result: list[Deploy] = []
+    for raw in reversed(deploys):
+        model = by_digest.get(raw["digest"])
+        result.append(
+            Deploy(
+                kind=raw["kind"],
+                started=raw["started"],
+                ended=raw.get("ended"),
+                outcome=raw.get("outcome", IN_PROGRESS if raw is open_update else UNKNOWN),
+                version_id=model.version_id if model else None,
+                digest=raw["digest"],
+                token=raw["token"],
+                model=model,
+            )
+        )
+    if created is not None and created.get("ended") is not None:
+        # Every event back to the creation was read, so any_update is the whole truth.
+        version_id = None if any_update else stack_parameters(stack).get(MODEL_VERSION_PARAMETER)
+        result.append(
+            Deploy(
+                kind=CREATED,
+                started=created.get("started"),
+                ended=created["ended"],
+                outcome=CREATED,
+                version_id=version_id,
+                digest=version_digest(version_id) if version_id else None,
+                token=None,
+                model=by_id.get(version_id) if version_id else None,
+            )
+        )
+    return result[:limit] if limit else result
+
+
+def last_deploy(cfn, s3, stack: dict[str, Any], bucket: str, key: str) -> Deploy | None:
+    """The newest model deploy of the stack (an aurelius update, else its creation)."""
+    found = read_history(cfn, s3, stack, bucket, key, limit=1)
+    return found[0] if found else None

@@ -1,0 +1,188 @@
+"""`aurelius status / deploy / history` against moto, on the service stack deploy-service.py made.
+
+The CLI runs in-process (plain boto3 inside mock_aws); the console script itself is run as a
+subprocess for --help. moto tags UpdateStack's events with the request token only through
+aurelius.sandbox.moto_compat (applied by conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aurelius import cli
+from aurelius.reconcile import Target, reconcile
+from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
+
+AURELIUS = Path(sys.executable).with_name("aurelius")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def status_of(capsys) -> tuple[int, dict]:
+    code, out, _ = run(capsys, "status", "--environment", "local", "--json")
+    (env,) = json.loads(out)["environments"]
+    return code, env
+
+
+# ---------------------------------------------------------------------------- status
+def test_status_of_a_fresh_deploy_is_in_sync_and_exits_0(deployed, capsys):
+    # Given the service stack pins version 1, the current version
+    # When
+    code, out, _ = run(capsys, "status", "--environment", "local")
+    # Then the table shows it in sync on revision 1, created by the deploy script
+    assert code == 0
+    header, row = out.splitlines()[:2]
+    assert header.split()[:4] == ["ENVIRONMENT", "STATE", "STACK", "STATUS"]
+    assert row.split()[:5] == ["local", "in", "sync", "CREATE_COMPLETE", "1"]
+    assert "= deployed" in row and "created" in row
+
+
+def test_status_after_an_upload_is_behind_and_exits_1(deployed, capsys):
+    # Given version 2 is uploaded and nothing deployed it
+    v1 = deployed.parameters()["ModelVersionId"]
+    v2 = deployed.upload(2)
+    # When
+    code, env = status_of(capsys)
+    # Then
+    assert code == 1
+    assert env["state"] == "behind"
+    assert (env["deployed"]["version_id"], env["newest"]["version_id"]) == (v1, v2)
+    assert env["deployed"]["size"] > 0 and env["deployed"]["last_modified"]
+    assert env["task_definition"].endswith(":1") and env["revision"] == 1
+
+
+def test_status_of_every_environment_shows_missing_stacks_instead_of_failing(deployed, capsys):
+    # Given only environment local is deployed; dev and prod have no stack (and no bucket)
+    # When status runs over the whole settings file
+    code, out, _ = run(capsys, "status", "--json")
+    # Then each environment has a row, the undeployed ones "missing", and the exit code says so
+    states = {e["environment"]: e["state"] for e in json.loads(out)["environments"]}
+    assert states == {"local": "in sync", "dev": "missing", "prod": "missing"}
+    assert code == 1
+
+
+# ---------------------------------------------------------------------------- deploy
+def test_deploy_latest_moves_the_stack_forward_to_a_new_revision(deployed, capsys):
+    # Given version 2 is uploaded
+    v2 = deployed.upload(2)
+    # When the operator deploys the latest version
+    code, out, _ = run(capsys, "deploy", "--environment", "local", "--latest")
+    # Then the stack pins v2 on a new task definition revision, and status is in sync
+    assert code == 0, out
+    assert "forward to a newer version" in out and "stack UPDATE_COMPLETE" in out
+    assert deployed.parameters()["ModelVersionId"] == v2
+    assert deployed.task_definition_resource().endswith(":2")
+    assert status_of(capsys)[0] == 0
+
+
+def test_deploy_version_id_rolls_the_service_back_to_an_older_version(deployed, capsys):
+    # Given v1 was replaced by v2
+    v1 = deployed.parameters()["ModelVersionId"]
+    deployed.upload(2)
+    assert run(capsys, "deploy", "--environment", "local", "--latest")[0] == 0
+    # When the operator deploys v1 again
+    code, out, _ = run(capsys, "deploy", "--environment", "local", "--version-id", v1)
+    # Then the stack pins v1 (a third revision) and status reports it behind the newest
+    assert code == 0, out
+    assert "back to an older version" in out
+    # and it warns that the redeployer converges on S3's current version, saying how to keep v1
+    assert "the redeployer follows S3" in out and f"?versionId={v1}" in out
+    assert deployed.parameters()["ModelVersionId"] == v1
+    assert deployed.task_definition_resource().endswith(":3")
+    code, env = status_of(capsys)
+    assert code == 1 and env["state"] == "behind"
+
+
+def test_deploy_dry_run_prints_the_parameter_change_and_changes_nothing(deployed, capsys):
+    # Given version 2 is uploaded
+    before = deployed.parameters()
+    v2 = deployed.upload(2)
+    # When
+    code, out, _ = run(capsys, "deploy", "--environment", "local", "--version-id", v2, "--dry-run")
+    # Then the change is shown, and the stack, its revision and its change sets are as before
+    assert code == 0, out
+    assert f"parameter ModelVersionId: {before['ModelVersionId']} -> {v2}" in out
+    assert "nothing deployed" in out
+    assert deployed.parameters() == before
+    assert deployed.task_definition_resource().endswith(":1")
+    # (moto lists every stack's change sets, the scripts' executed ones too: look for ours)
+    names = [c["ChangeSetName"] for c in deployed.cfn.list_change_sets(StackName=SERVICE_STACK)["Summaries"]]
+    assert names and not [n for n in names if n.startswith("aurelius-dry-run-")]
+
+
+def test_deploy_of_an_unknown_version_exits_2_before_touching_the_stack(aws, capsys):
+    # Given a versioned model (the stack is not even needed: the version is checked first)
+    aws.upload(1)
+    # When / Then
+    code, _, err = run(capsys, "deploy", "--environment", "local", "--version-id", "no-such-version")
+    assert code == 2
+    assert "unknown model version 'no-such-version'" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["history"], ["deploy", "--latest"]],
+    ids=["status", "history", "deploy"],
+)
+def test_unknown_environment_exits_2(aws, capsys, argv):
+    code, _, err = run(capsys, argv[0], "--environment", "nowhere", *argv[1:])
+    assert code == 2 and "environments.nowhere: unknown environment" in err
+
+
+def test_deploy_without_a_service_stack_is_refused_with_exit_1(aws, capsys):
+    # Given a model but no service stack
+    aws.upload(1)
+    code, _, err = run(capsys, "deploy", "--environment", "local", "--latest")
+    assert code == 1 and "does not exist" in err
+
+
+# ---------------------------------------------------------------------------- history
+def test_history_after_two_deploys_lists_both_newest_first_with_their_outcomes(deployed, capsys):
+    # Given the redeployer deployed v2, then the operator rolled back to v1
+    v1 = deployed.parameters()["ModelVersionId"]
+    v2 = deployed.upload(2)
+    assert reconcile(Target(SERVICE_STACK, BUCKET, KEY), s3=deployed.s3, cfn=deployed.cfn).action.value == "started"
+    assert run(capsys, "deploy", "--environment", "local", "--version-id", v1)[0] == 0
+    # When
+    code, out, _ = run(capsys, "history", "--environment", "local", "--json")
+    # Then: v1 (force) then v2 (auto), both completed, then the creation
+    assert code == 0
+    deploys = json.loads(out)["deploys"]
+    assert [(d["version_id"], d["kind"], d["outcome"]) for d in deploys[:2]] == [(v1, "force", "completed"), (v2, "auto", "completed")]
+    assert deploys[0]["started"] >= deploys[1]["ended"]
+    assert deploys[-1]["outcome"] == "created"
+    # and the table for people says the same
+    code, table, _ = run(capsys, "history", "--environment", "local")
+    rows = [line for line in table.splitlines() if "completed" in line]
+    assert code == 0 and v1 in rows[0] and v2 in rows[1]
+    # and --limit keeps the newest
+    code, out, _ = run(capsys, "history", "--environment", "local", "--limit", "1", "--json")
+    assert code == 0 and [d["version_id"] for d in json.loads(out)["deploys"]] == [v1]
+
+
+def test_moto_update_events_carry_the_request_token_through_moto_compat(deployed):
+    # Given / When: reconcile updates the stack with its ClientRequestToken
+    deployed.upload(2)
+    outcome = reconcile(Target(SERVICE_STACK, BUCKET, KEY), s3=deployed.s3, cfn=deployed.cfn)
+    # Then DescribeStackEvents returns it on that update's events, as AWS does
+    events = deployed.cfn.describe_stack_events(StackName=SERVICE_STACK)["StackEvents"]
+    assert [e.get("ClientRequestToken") for e in events[:2]] == [outcome.token, outcome.token]
+    assert [e["ResourceStatus"] for e in events[:2]] == ["UPDATE_COMPLETE", "UPDATE_IN_PROGRESS"]
+
+
+# ---------------------------------------------------------------------------- the console script
+@pytest.mark.parametrize("argv", [[], ["status"], ["deploy"], ["history"]], ids=["aurelius", "status", "deploy", "history"])
+def test_console_script_help_works_for_every_command(argv):
+    done = subprocess.run([str(AURELIUS), *argv, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: aurelius")
+    assert "--help" in done.stdout
