@@ -316,6 +316,17 @@ def _direction(versions: list[ObjectVersion], deployed_id: str | None, chosen_id
     return "back to an older version" if order.index(chosen_id) > order.index(deployed_id) else "forward to a newer version"
 
 
+def _make_current(s3, model, chosen: ModelVersion) -> ModelVersion:
+    """Copy a version on top of the key: a new version with the same bytes becomes current, so
+    the level-triggered redeployer keeps it instead of moving the service forward again."""
+    copied = s3.copy_object(
+        Bucket=model.bucket,
+        Key=model.key,
+        CopySource={"Bucket": model.bucket, "Key": model.key, "VersionId": chosen.version_id},
+    )
+    return current_model_version(s3, model.bucket, model.key, copied["VersionId"])
+
+
 def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
     env = _environment(args)
     s3, cfn = _clients_for(env, clients)
@@ -337,12 +348,19 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
     if direction:
         print(f"  direction: {direction}")
     current = next((v.version_id for v in versions if v.is_latest), None)
-    if current and current != chosen.version_id:
+    if current and current != chosen.version_id and args.make_current:
+        if args.dry_run:
+            print(f"  would copy version {chosen.version_id} on top of {model.uri}, making it S3's current version")
+        else:
+            chosen = _make_current(s3, model, chosen)
+            print(f"  copied on top of {model.uri}: S3's current version is now {chosen.version_id} (same bytes)")
+    elif current and current != chosen.version_id:
         # Level-triggered (DESIGN.md): the redeployer always converges on S3's current version.
         print(
             f"  note: S3's current version is {current}, and the redeployer follows S3:\n"
             "        it deploys that version again as soon as this update ends (the stack-status event\n"
-            "        wakes scheduled_refresh) or on the next tick. To keep the chosen version, make it current:\n"
+            "        wakes scheduled_refresh) or on the next tick. To keep the chosen version, add --make-current,\n"
+            "        or make it current yourself:\n"
             f"        aws s3api copy-object --bucket {model.bucket} --key {model.key} \\\n"
             f"          --copy-source '{model.bucket}/{model.key}?versionId={chosen.version_id}'"
         )
@@ -482,6 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     which = deploy.add_mutually_exclusive_group(required=True)
     which.add_argument("--version-id", help="S3 VersionId of the model object to deploy")
     which.add_argument("--latest", action="store_true", help="the model object's current version")
+    deploy.add_argument(
+        "--make-current",
+        action="store_true",
+        help="copy the chosen version on top of the model key first, so it becomes S3's current version and "
+        "the redeployer keeps it (a lasting rollback); needs s3:PutObject on the key",
+    )
     deploy.add_argument("--dry-run", action="store_true", help="create the change set, print it, delete it; deploy nothing")
     deploy.add_argument("--wait", action="store_true", help="wait until the stack update ends; exit 1 unless it completed")
 

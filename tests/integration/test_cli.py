@@ -102,6 +102,25 @@ def test_deploy_version_id_rolls_the_service_back_to_an_older_version(deployed, 
     assert code == 1 and env["state"] == "behind"
 
 
+def test_deploy_make_current_rolls_back_for_good_by_copying_the_old_version(deployed, capsys):
+    # Given v1 was replaced by v2
+    v1 = deployed.parameters()["ModelVersionId"]
+    v2 = deployed.upload(2)
+    assert run(capsys, "deploy", "--environment", "local", "--latest")[0] == 0
+    # When the operator rolls back to v1 and makes it current
+    code, out, _ = run(capsys, "deploy", "--environment", "local", "--version-id", v1, "--make-current")
+    assert code == 0, out
+    # Then S3's current version is a new copy with v1's bytes, and it is what the stack pins
+    current = deployed.s3.head_object(Bucket=BUCKET, Key=KEY)["VersionId"]
+    assert current not in (v1, v2)
+    old = deployed.s3.get_object(Bucket=BUCKET, Key=KEY, VersionId=v1)["Body"].read()
+    assert deployed.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == old
+    assert deployed.parameters()["ModelVersionId"] == current
+    # and the redeployer's next reconcile keeps it: status is in sync
+    assert reconcile(Target(SERVICE_STACK, BUCKET, KEY), s3=deployed.s3, cfn=deployed.cfn).action.value == "in-sync"
+    assert status_of(capsys)[0] == 0
+
+
 def test_deploy_dry_run_prints_the_parameter_change_and_changes_nothing(deployed, capsys):
     # Given version 2 is uploaded
     before = deployed.parameters()
