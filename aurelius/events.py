@@ -65,13 +65,16 @@ def _from_s3_notification(event: Mapping[str, Any], bucket: str, key: str) -> Wa
 
 def _from_eventbridge(event: Mapping[str, Any], bucket: str, key: str) -> WakeUp:
     bridge = EventBridgeEvent(dict(event))
-    if bridge.detail_type != "Object Created":
-        raise RejectedEvent(f"EventBridge {bridge.detail_type!r} event is not 'Object Created'")
-    detail = bridge.detail
+    detail_type = bridge.get("detail-type")  # .get: a missing field is a bad event, not a crash
+    if detail_type != "Object Created":
+        raise RejectedEvent(f"EventBridge {detail_type!r} event is not 'Object Created'")
     try:
+        detail = bridge.detail
         got_bucket, raw_key = detail["bucket"]["name"], detail["object"]["key"]
     except (KeyError, TypeError):
         raise RejectedEvent("malformed EventBridge S3 event (no detail.bucket.name or detail.object.key)") from None
+    if not isinstance(got_bucket, str) or not isinstance(raw_key, str):
+        raise RejectedEvent("malformed EventBridge S3 event (detail.bucket.name or detail.object.key is not a string)")
     if got_bucket != bucket or key not in (raw_key, unquote_plus(raw_key)):
         raise RejectedEvent(f"s3://{got_bucket}/{raw_key} is not the model object s3://{bucket}/{key}")
     return WakeUp("s3-eventbridge", f"Object Created s3://{got_bucket}/{key}")
