@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.model_version import ModelMissing, VersioningDisabled, current_model_version
 from aurelius.naming import InvalidName
-from aurelius.settings import Environment, ModelLocation, Network, S, SettingsError, load_environment
+from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
 from aurelius.stack_deploy import (
     DeployError,
     DeployResult,
@@ -46,6 +46,32 @@ class ScriptContext(Generic[S]):
 
     def client(self, service: str) -> Any:
         return self.session.client(service)
+
+    def stack_spec(self, template: Path, parameters: list[dict[str, Any]], what: str) -> StackSpec:
+        """What every aurelius stack sends besides its parameters: name, template, IAM
+        capability (the templates create unnamed roles), the settings' tags plus the environment."""
+        return StackSpec(
+            stack_name=self.env.stack_name,
+            template_body=template.read_text(encoding="utf-8"),
+            parameters=parameters,
+            capabilities=("CAPABILITY_IAM",),
+            tags={**self.env.settings.tags, "aurelius:environment": self.env.name},
+            description=f"aurelius {what}, environment {self.env.name}",
+        )
+
+    def network_parameters(self) -> list[dict[str, Any]]:
+        """VpcId and SubnetIds, resolving `default_vpc: true` with EC2 describes."""
+        vpc_id, subnet_ids = resolve_network(self.client("ec2"), self.env.settings.network)
+        return [parameter("VpcId", vpc_id), parameter("SubnetIds", subnet_ids)]
+
+
+def capacity_parameters(capacity: Capacity) -> list[dict[str, Any]]:
+    """An Auto Scaling group's MinSize, MaxSize and DesiredCapacity."""
+    return [
+        parameter("MinSize", capacity.min),
+        parameter("MaxSize", capacity.max),
+        parameter("DesiredCapacity", capacity.desired),
+    ]
 
 
 def resolve_network(ec2, network: Network) -> tuple[str, list[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aurelius.management import ScriptContext, resolve_network, run_management_script
+from aurelius.management import ScriptContext, capacity_parameters, run_management_script
 from aurelius.settings import ClusterSettings
 from aurelius.stack_deploy import StackSpec, parameter
 
@@ -21,27 +21,20 @@ SETTINGS = HERE / "service-settings.yml"
 
 def build(ctx: ScriptContext[ClusterSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
-    vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
-    return StackSpec(
-        stack_name=ctx.env.stack_name,
-        template_body=TEMPLATE.read_text(encoding="utf-8"),
-        parameters=[
+    return ctx.stack_spec(
+        TEMPLATE,
+        [
             parameter("ClusterName", names["cluster"]),
             parameter("CapacityProviderName", names["cp"]),
             parameter("AutoScalingGroupName", names["asg"]),
             parameter("LaunchTemplateName", names["lt"]),
-            parameter("VpcId", vpc_id),
-            parameter("SubnetIds", subnet_ids),
+            *ctx.network_parameters(),
             parameter("InstanceType", settings.instance_type),
-            parameter("MinSize", settings.capacity.min),
-            parameter("MaxSize", settings.capacity.max),
-            parameter("DesiredCapacity", settings.capacity.desired),
+            *capacity_parameters(settings.capacity),
             parameter("TargetCapacityPercent", settings.target_capacity_percent),
             parameter("ImageId", settings.ami_parameter),
         ],
-        capabilities=("CAPABILITY_IAM",),
-        tags={**settings.tags, "aurelius:environment": ctx.env.name},
-        description=f"aurelius ECS cluster, environment {ctx.env.name}",
+        what="ECS cluster",
     )
 
 

@@ -20,7 +20,6 @@ from aurelius.management import (
     ScriptContext,
     add_model_version_argument,
     pinned_model_parameters,
-    resolve_network,
     run_management_script,
 )
 from aurelius.settings import ServiceSettings
@@ -34,19 +33,16 @@ SETTINGS = HERE / "service-settings.yml"
 def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
     deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
-    vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
-    return StackSpec(
-        stack_name=ctx.env.stack_name,
-        template_body=TEMPLATE.read_text(encoding="utf-8"),
-        parameters=[
+    return ctx.stack_spec(
+        TEMPLATE,
+        [
             parameter("ClusterName", settings.cluster_name),
             parameter("ServiceName", names["svc"]),
             parameter("TaskFamily", names["task"]),
             parameter("LoadBalancerName", names["alb"]),
             parameter("TargetGroupName", names["tg"]),
             parameter("LogGroupName", names["logs"]),
-            parameter("VpcId", vpc_id),
-            parameter("SubnetIds", subnet_ids),
+            *ctx.network_parameters(),
             parameter("ContainerImage", settings.image),
             parameter("ContainerPort", settings.container_port),
             parameter("TaskCpu", settings.cpu),
@@ -57,9 +53,7 @@ def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
             # Only the redeployer's refresh moves the nonce (aurelius.reconcile).
             keep_parameter("DeploymentNonce") if deployed else parameter("DeploymentNonce", "initial"),
         ],
-        capabilities=("CAPABILITY_IAM",),
-        tags={**settings.tags, "aurelius:environment": ctx.env.name},
-        description=f"aurelius model service, environment {ctx.env.name}",
+        what="model service",
     )
 
 

@@ -27,7 +27,7 @@ from aurelius.management import (
     ScriptContext,
     add_model_version_argument,
     pinned_model_parameters,
-    resolve_network,
+    capacity_parameters,
     run_management_script,
 )
 from aurelius.settings import ElbSettings
@@ -77,30 +77,22 @@ def upload_bundle(ctx: ScriptContext[ElbSettings]) -> str:
 def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
     deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
-    vpc_id, subnet_ids = resolve_network(ctx.client("ec2"), settings.network)
-    model = pinned_model_parameters(ctx, settings.model, deployed)
-    return StackSpec(
-        stack_name=ctx.env.stack_name,
-        template_body=TEMPLATE.read_text(encoding="utf-8"),
-        parameters=[
+    return ctx.stack_spec(
+        TEMPLATE,
+        [
             parameter("LoadBalancerName", names["elb"]),
             parameter("AutoScalingGroupName", names["asg"]),
             parameter("LaunchTemplateName", names["lt"]),
-            parameter("VpcId", vpc_id),
-            parameter("SubnetIds", subnet_ids),
+            *ctx.network_parameters(),
             parameter("InstanceType", settings.instance_type),
-            parameter("MinSize", settings.capacity.min),
-            parameter("MaxSize", settings.capacity.max),
-            parameter("DesiredCapacity", settings.capacity.desired),
+            *capacity_parameters(settings.capacity),
             parameter("ImageId", settings.ami_parameter),
             parameter("ServerPort", settings.server_port),
             parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
             parameter("ServerBundleS3Uri", upload_bundle(ctx)),
-            *model,
+            *pinned_model_parameters(ctx, settings.model, deployed),
         ],
-        capabilities=("CAPABILITY_IAM",),
-        tags={**settings.tags, "aurelius:environment": ctx.env.name},
-        description=f"aurelius model server without Docker, environment {ctx.env.name}",
+        what="model server without Docker",
     )
 
 
