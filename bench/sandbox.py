@@ -10,7 +10,6 @@ nothing is counted that was not asked for.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import pickle
@@ -26,6 +25,7 @@ import botocore.session
 
 from aurelius.lambda_runtime import Clients, Config, logger
 from aurelius.sandbox.environment import LocalAws, local_aws
+from aurelius.sandbox.local_lambda import Context, import_handler_file
 from bench import REPO
 
 BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"  # infra/ecs-service settings, local
@@ -73,24 +73,10 @@ class CallCounter:
 
 
 def load_handler(function: str) -> ModuleType:
-    path = REPO / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{function}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return import_handler_file(REPO / "functions" / function / "app.py", f"bench_{function}")
 
 
-class LambdaContext:
-    function_name = "aurelius-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-bench"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
+LambdaContext = Context
 
 
 def s3_event(version_id: str = "", sequencer: str = "") -> dict[str, Any]:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+from aurelius.sandbox.local_lambda import Context, import_handler_file
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 EVENTS = TESTS / "events"
@@ -20,12 +22,7 @@ def load_event(name: str) -> dict:
 
 def load_handler(function: str) -> ModuleType:
     """Import functions/<function>/app.py under a unique name (both handlers are called app)."""
-    path = REPO / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{function}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return import_handler_file(REPO / "functions" / function / "app.py", f"handler_{function}")
 
 
 def load_script(relative: str) -> ModuleType:
@@ -38,17 +35,5 @@ def load_script(relative: str) -> ModuleType:
     return module
 
 
-class LambdaContext:
-    """The attributes Lambda's context object has that powertools reads."""
-
-    function_name = "aurelius-test-function"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-test-function"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/aurelius-test-function"
-    log_stream_name = "2026/11/26/[$LATEST]0"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
+# A Lambda context object for handler calls (the sandbox's, so there is one definition).
+LambdaContext = Context

@@ -42,6 +42,15 @@ class Invocation:
     finished_at: float | None = None
 
 
+def import_handler_file(path: Path, module_name: str) -> ModuleType:
+    """Import a handler file by path under its own module name (both handlers are app.py)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass
 class LocalFunction:
     name: str
@@ -58,10 +67,7 @@ class LocalFunction:
             for key, value in self.environment.items():
                 if key.startswith("POWERTOOLS_"):
                     os.environ.setdefault(key, value)
-            spec = importlib.util.spec_from_file_location(f"sandbox_{self.name.replace('-', '_')}", self.handler_file)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = import_handler_file(self.handler_file, f"sandbox_{self.name.replace('-', '_')}")
             from aurelius.lambda_runtime import Config, logger
 
             # The function's own environment (from the template, through moto), not ours.
@@ -74,13 +80,13 @@ class LocalFunction:
 class Context:
     """The parts of Lambda's context object the handlers (powertools) read."""
 
-    def __init__(self, function: LocalFunction):
-        self.function_name = function.name
+    def __init__(self, name: str = "aurelius-local", arn: str = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-local"):
+        self.function_name = name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = function.arn
+        self.invoked_function_arn = arn
         self.memory_limit_in_mb = 256
         self.aws_request_id = f"local-{time.time_ns()}"
-        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_group_name = f"/aws/lambda/{name}"
         self.log_stream_name = "local"
 
     @staticmethod
@@ -144,7 +150,7 @@ class LocalLambdaRuntime:
         try:
             handler = function.load(self.log)
             with contextlib.redirect_stdout(self.log):  # powertools prints metrics (EMF) to stdout
-                invocation.result = handler(invocation.event, Context(function))
+                invocation.result = handler(invocation.event, Context(function.name, function.arn))
             invocation.error = None
             return True
         except Exception as exc:  # a handler error: Lambda would retry
