@@ -1,11 +1,11 @@
-"""checkov over template.yaml, the SAM app of the triggers (the infra/ templates: test_templates.py).
+"""checkov over every template: the three infra/ stacks and template.yaml (the SAM app).
 
 checkov's cloudformation framework reads SAM templates as they are (AWS::Serverless::Function
 included), offline with --skip-download. A check that does not apply is skipped in the resource's
 Metadata (checkov: skip:, with the reason as its comment), never on the command line, so the
-reason sits next to the resource it excuses. Three things are asserted, as for infra/:
-no failed check; every skip is honoured and explained; every skip still hides a real finding
-(no stale skip survives a template or checkov change).
+reason sits next to the resource it excuses. Three things are asserted for each template: no
+failed check; every skip is honoured and explained; every skip still hides a real finding (no
+stale skip survives a template or checkov change).
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from tests.unit import test_templates
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-SAM_TEMPLATE = ROOT / "template.yaml"
+SAM_TEMPLATE = REPO / "template.yaml"
+TEMPLATES = {
+    "template.yaml": SAM_TEMPLATE,
+    **{name: REPO / "infra" / name / "template.yaml" for name in ("ecs-cluster", "ecs-service", "elb")},
+}
 CHECKOV = Path(sys.executable).parent / "checkov"
 
 pytestmark = pytest.mark.slow
+every_template = pytest.mark.parametrize("name", sorted(TEMPLATES))
 
 
 def run_checkov(path: Path) -> dict[str, Any]:
@@ -44,8 +48,12 @@ def run_checkov(path: Path) -> dict[str, Any]:
 
 
 @functools.cache
-def report() -> dict[str, Any]:
-    return run_checkov(SAM_TEMPLATE)
+def report(name: str) -> dict[str, Any]:
+    return run_checkov(TEMPLATES[name])
+
+
+def load(name: str) -> dict[str, Any]:
+    return cfn_yaml.load(str(TEMPLATES[name]))
 
 
 def declared_skips(template: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -62,31 +70,37 @@ def checks(result: dict[str, Any], kind: str) -> set[tuple[str, str]]:
     return {(c["resource"].split(".", 1)[1], c["check_id"]) for c in result["results"].get(kind, [])}
 
 
-def test_every_template_in_the_repository_is_scanned_by_checkov_in_make_test():
+def test_every_template_in_the_repository_is_scanned():
     # Given every CloudFormation/SAM template of the checkout
-    found = {p for p in ROOT.rglob("template.yaml") if not {".venv", ".aws-sam", "node_modules"} & set(p.parts)}
-    # Then each one is scanned: template.yaml here, the infra/ templates in test_templates.py
-    assert found == {SAM_TEMPLATE, *test_templates.TEMPLATES.values()}
+    found = {p for p in REPO.rglob("template.yaml") if not {".venv", ".aws-sam", "node_modules"} & set(p.parts)}
+    # Then each one is in this module's list
+    assert found == set(TEMPLATES.values())
 
 
-def test_checkov_finds_no_failed_check_in_the_sam_template():
-    # Given template.yaml as written (SAM resources, not translated)
+@every_template
+def test_checkov_finds_no_failed_check(name):
+    # Given a template as written (SAM resources not translated)
     # When checkov, the pinned version, scans it offline
-    result = report()
+    result = report(name)
     summary = result["summary"]
-    # Then it parsed the template, checked the functions themselves, and nothing failed
+    # Then it parsed the template, ran checks, and nothing failed
     assert summary["parsing_errors"] == 0
     assert summary["passed"] > 0
-    checked = {c["resource"] for kind in ("passed_checks", "skipped_checks") for c in result["results"][kind]}
-    assert {"AWS::Serverless::Function.RedeployServiceFunction", "AWS::Serverless::Function.ScheduledRefreshFunction"} <= checked
     assert checks(result, "failed_checks") == set() and summary["failed"] == 0
 
 
-def test_every_checkov_skip_in_the_sam_template_is_honoured_and_explained():
-    # Given the skips declared in template.yaml's resource metadata
-    declared = declared_skips(cfn_yaml.load(str(SAM_TEMPLATE)))
+def test_checkov_checks_the_sam_functions_themselves():
+    result = report("template.yaml")
+    checked = {c["resource"] for kind in ("passed_checks", "skipped_checks") for c in result["results"][kind]}
+    assert {"AWS::Serverless::Function.RedeployServiceFunction", "AWS::Serverless::Function.ScheduledRefreshFunction"} <= checked
+
+
+@every_template
+def test_every_checkov_skip_is_honoured_and_explained(name):
+    # Given the skips declared in the template's resource metadata
+    declared = declared_skips(load(name))
     # When checkov scans the template
-    result = report()
+    result = report(name)
     # Then checkov honoured exactly those, and each one says why in words a reviewer can judge
     assert checks(result, "skipped_checks") == set(declared)
     for (logical_id, check_id), reason in declared.items():
@@ -94,9 +108,10 @@ def test_every_checkov_skip_in_the_sam_template_is_honoured_and_explained():
         assert len(reason.split()) >= 8, f"{logical_id} {check_id}: reason too short: {reason!r}"
 
 
-def test_every_checkov_skip_in_the_sam_template_hides_a_real_finding(tmp_path):
-    # Given template.yaml without its checkov skips (as JSON, which checkov reads as well)
-    template = cfn_yaml.load(str(SAM_TEMPLATE))
+@every_template
+def test_every_checkov_skip_hides_a_real_finding(name, tmp_path):
+    # Given the template without its checkov skips (as JSON, which checkov reads as well)
+    template = load(name)
     declared = declared_skips(template)
     stripped = json.loads(json.dumps(template))
     for resource in stripped["Resources"].values():

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +19,6 @@ from cfnlint.decode import cfn_yaml
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TEMPLATES = {name: INFRA / name / "template.yaml" for name in ("ecs-cluster", "ecs-service", "elb")}
-CHECKOV = Path(sys.executable).parent / "checkov"
 
 # The deploy scripts pass every one of these explicitly (the contract with aurelius' scripts).
 EXPECTED_PARAMETERS = {
@@ -116,79 +112,7 @@ def test_cfn_lint_reports_no_error_and_no_warning(name):
     assert [str(m) for m in matches] == []
 
 
-def run_checkov(path: Path) -> dict[str, Any]:
-    if not CHECKOV.exists():
-        pytest.fail(f"checkov is not installed next to {sys.executable}; run make venv")
-    result = subprocess.run(
-        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--compact", "--skip-download",
-         "--output", "json"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode in (0, 1), result.stderr  # 1 = failed checks, asserted by the tests
-    return json.loads(result.stdout)
-
-
-@functools.cache
-def checkov_report(name: str) -> dict[str, Any]:
-    return run_checkov(TEMPLATES[name])
-
-
-def declared_checkov_skips(template: dict[str, Any]) -> dict[tuple[str, str], str]:
-    """(logical id, check id) -> reason, from each resource's Metadata: checkov: skip:."""
-    skips = {}
-    for logical_id, resource in template["Resources"].items():
-        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
-            skips[(logical_id, skip["id"])] = skip.get("comment", "")
-    return skips
-
-
-def checks(report: dict[str, Any], kind: str) -> set[tuple[str, str]]:
-    """(logical id, check id) of the failed_checks or skipped_checks of a report."""
-    return {(c["resource"].split(".", 1)[1], c["check_id"]) for c in report["results"].get(kind, [])}
-
-
-@pytest.mark.slow
-@template_names
-def test_checkov_finds_no_failed_check(name):
-    # Given a template
-    # When checkov (the pinned version, offline) scans it
-    report = checkov_report(name)
-    # Then it parsed the template, ran checks, and none failed
-    summary = report["summary"]
-    assert summary["parsing_errors"] == 0
-    assert summary["passed"] > 0
-    assert checks(report, "failed_checks") == set() and summary["failed"] == 0
-
-
-@pytest.mark.slow
-@template_names
-def test_every_checkov_skip_is_explained(name):
-    # Given the skips declared in the template's resource metadata
-    declared = declared_checkov_skips(load(name))
-    # When checkov scans the template
-    report = checkov_report(name)
-    # Then checkov honoured exactly those, and each one says why in words a reviewer can judge
-    assert checks(report, "skipped_checks") == set(declared)
-    for (logical_id, check_id), reason in declared.items():
-        assert re.fullmatch(r"CKV_AWS_\d+", check_id), check_id
-        assert len(reason.split()) >= 8, f"{logical_id} {check_id}: reason too short: {reason!r}"
-
-
-@pytest.mark.slow
-@template_names
-def test_every_checkov_skip_hides_a_real_finding(name, tmp_path):
-    # Given the template without its checkov skips (as JSON, which checkov reads as well)
-    template = load(name)
-    declared = declared_checkov_skips(template)
-    stripped = json.loads(json.dumps(template))
-    for resource in stripped["Resources"].values():
-        resource.get("Metadata", {}).pop("checkov", None)
-    path = tmp_path / "template.json"
-    path.write_text(json.dumps(stripped))
-    # When checkov scans it
-    report = run_checkov(path)
-    # Then exactly the skipped checks fail: no skip is stale, nothing else is hidden
-    assert checks(report, "failed_checks") == set(declared)
+# checkov over every template (these three and template.yaml): test_security_scan.py
 
 
 # --- every template ---------------------------------------------------------------------------
