@@ -51,10 +51,7 @@ class EnvironmentStatus:
 
     @property
     def revision(self) -> str | None:
-        """The task definition revision number (the ARN ends ":N")."""
-        if self.task_definition and ":" in self.task_definition:
-            return self.task_definition.rsplit(":", 1)[-1]
-        return None
+        return revision_of(self.task_definition)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +74,13 @@ class EnvironmentStatus:
 def _head(s3, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
     found = current_model_version(s3, bucket, key, version_id)
     return ObjectVersion(found.version_id, found.last_modified, found.size, is_latest=version_id is None)
+
+
+def revision_of(task_definition: str | None) -> str | None:
+    """The task definition revision number (the ARN ends ":N")."""
+    if task_definition and ":" in task_definition:
+        return task_definition.rsplit(":", 1)[-1]
+    return None
 
 
 def task_definition_of(cfn, stack_name: str) -> str | None:

@@ -24,7 +24,9 @@ from typing import Any, Callable
 
 from aurelius.sandbox.environment import LocalAws, local_aws
 from aurelius.sandbox.triggers import REPO, TriggerStack, install_trigger_stack
+from aurelius.reconcile import MODEL_VERSION_PARAMETER
 from aurelius.stack_deploy import describe_stack, stack_parameters
+from aurelius.status import revision_of, task_definition_of
 
 SERVICE_STACK = "aurelius-service-stack-local-demo"
 ARTIFACT_BUCKET = "aurelius-artifacts-local-demo"  # infra/elb settings, environment local
@@ -90,9 +92,8 @@ class Demo:
         stack = describe_stack(self.cfn, SERVICE_STACK)
         if stack is None:
             return ServiceState(None, None)
-        resources = self.cfn.describe_stack_resources(StackName=SERVICE_STACK)["StackResources"]
-        task = next((r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ECS::TaskDefinition"), "")
-        return ServiceState(task.rsplit(":", 1)[-1] if ":" in task else None, stack_parameters(stack).get("ModelVersionId"))
+        revision = revision_of(task_definition_of(self.cfn, SERVICE_STACK))
+        return ServiceState(revision, stack_parameters(stack).get(MODEL_VERSION_PARAMETER))
 
     def outcomes_since(self, mark: int) -> list[dict[str, Any]]:
         return [i.result for i in self.runtime.history[mark:] if isinstance(i.result, dict)]
