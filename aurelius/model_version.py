@@ -42,7 +42,9 @@ def current_model_version(s3, bucket: str, key: str, version_id: str | None = No
         head = s3.head_object(**kwargs)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion", "400"):
+        # HeadObject has no body, so errors come as bare HTTP codes; a malformed VersionId is a
+        # 400 (a 400 without one is some other fault and is raised).
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion") or (code == "400" and version_id):
             what = f"version {version_id} of " if version_id else ""
             raise ModelMissing(f"no {what}model object at s3://{bucket}/{key}") from None
         raise
