@@ -9,7 +9,7 @@ service-settings.yml unless --settings) and talks to AWS through plain boto3, so
 AWS_ENDPOINT_URL / AWS_PROFILE / AWS_REGION work, and so does the sandbox (`make demo ARGS=--keep`).
 An environment's `region` setting wins over the default region.
 
-Nothing here is a second redeployer: `deploy` calls aurelius.reconcile.reconcile() with the
+Nothing here is a second redeployer: `deploy` calls aurelius.core.reconcile.reconcile() with the
 chosen version and force=True (the same UpdateStack the functions send, token kind "force",
 which is how a version's failed mark is cleared), and `history` / `status` read the record the
 redeployer leaves in AWS (stack events tagged with its request token, S3 object versions).
@@ -38,9 +38,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from aurelius.history import Deploy, ObjectVersion, model_versions, read_history
-from aurelius.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
+from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
 from aurelius.naming import InvalidName
-from aurelius.reconcile import (
+from aurelius.core.reconcile import (
     MODEL_URI_PARAMETER,
     MODEL_VERSION_PARAMETER,
     NOT_UPDATABLE,

@@ -1,7 +1,7 @@
 """Which model versions the service stack ran, read from AWS only (no local record).
 
 The record is the stack's own event history. reconcile() starts every update with a
-ClientRequestToken ``aurelius-{kind}-{sha256(version_id)[:16]}-{unix time}`` (aurelius.reconcile),
+ClientRequestToken ``aurelius-{kind}-{sha256(version_id)[:16]}-{unix time}`` (aurelius.core.reconcile),
 and CloudFormation tags every event of that update with it. So each stack-level
 UPDATE_IN_PROGRESS carrying such a token is one deploy: when it started, which kind
 (auto, force, refresh) and the digest of the version it tried. The stack-level event that ends
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from aurelius.reconcile import MODEL_VERSION_PARAMETER, TOKEN_PATTERN, version_digest
+from aurelius.core.reconcile import MODEL_VERSION_PARAMETER, TOKEN_PATTERN, version_digest
 from aurelius.stack_deploy import stack_parameters
 
 STACK_RESOURCE_TYPE = "AWS::CloudFormation::Stack"

@@ -1,7 +1,7 @@
 """Create or update a CloudFormation stack through a change set, showing a person what happens.
 
 Used by the three management scripts (and nothing else: the redeployer updates the service
-stack with UpdateStack, see aurelius.reconcile). Steps: describe the stack, create a change set,
+stack with UpdateStack, see aurelius.core.reconcile). Steps: describe the stack, create a change set,
 print what will change, stop there on --dry-run (deleting the change set and, for a stack that
 did not exist, the empty REVIEW_IN_PROGRESS stack too, so a dry run leaves nothing behind),
 execute, stream the stack events until the operation ends, print the outputs.
@@ -15,6 +15,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError, WaiterError
+
+# Re-exported: the management scripts read stacks through this module.
+from aurelius.core.stacks import describe_stack, stack_outputs, stack_parameters  # noqa: F401
 
 Printer = Callable[[str], None]
 
@@ -38,6 +41,9 @@ class StackSpec:
     capabilities: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    # CloudFormation service role. Once a stack was operated with a role, CloudFormation keeps
+    # using it when none is passed; passing it here makes a person's deploy prove it works.
+    role_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,25 +62,6 @@ def parameter(key: str, value: Any) -> dict[str, Any]:
 
 def keep_parameter(key: str) -> dict[str, Any]:
     return {"ParameterKey": key, "UsePreviousValue": True}
-
-
-def describe_stack(cfn, stack_name: str) -> dict[str, Any] | None:
-    """The stack, or None when it does not exist (a DELETE_COMPLETE stack does not)."""
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return None
-        raise
-    return stacks[0] if stacks else None
-
-
-def stack_outputs(stack: dict[str, Any]) -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def stack_parameters(stack: dict[str, Any]) -> dict[str, str]:
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
 
 
 class StackDeployer:
@@ -133,6 +120,8 @@ class StackDeployer:
         )
         if spec.description:
             kwargs["Description"] = spec.description[:1024]
+        if spec.role_arn:
+            kwargs["RoleARN"] = spec.role_arn
         try:
             self.cfn.create_change_set(**kwargs)
         except ClientError as exc:

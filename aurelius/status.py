@@ -7,7 +7,7 @@ States (``aurelius status`` exits 0 only when every environment shown is ``in sy
   deploy it, or ``aurelius deploy``).
 - deploying: the stack is busy (*_IN_PROGRESS).
 - failed: the stack cannot be updated (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED, ...), or the
-  newest version's rollout rolled back and carries the failed mark (aurelius.reconcile), so
+  newest version's rollout rolled back and carries the failed mark (aurelius.core.reconcile), so
   nothing deploys it until a newer upload or ``aurelius deploy``.
 - missing: the service stack, or the model object, does not exist.
 - error: AWS could not be asked (endpoint, credentials, permissions); the reason says.
@@ -21,8 +21,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.history import Deploy, ObjectVersion, last_deploy
-from aurelius.model_version import ModelMissing, VersioningDisabled, current_model_version
-from aurelius.reconcile import (
+from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.core.reconcile import (
     MODEL_URI_PARAMETER,
     MODEL_VERSION_PARAMETER,
     NOT_UPDATABLE,

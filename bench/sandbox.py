@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import boto3
 import botocore.session
 
-from aurelius.lambda_runtime import Clients, Config, logger
+from aurelius.core.lambda_runtime import Clients, Config, logger
 from aurelius.sandbox.environment import LocalAws, local_aws
 from aurelius.sandbox.local_lambda import Context, import_handler_file
 from bench import REPO

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from aurelius.sandbox.environment import LocalAws, local_aws
 from aurelius.sandbox.triggers import REPO, TriggerStack, install_trigger_stack
-from aurelius.reconcile import MODEL_VERSION_PARAMETER
+from aurelius.core.reconcile import MODEL_VERSION_PARAMETER
 from aurelius.stack_deploy import describe_stack, stack_parameters
 from aurelius.status import revision_of, task_definition_of
 

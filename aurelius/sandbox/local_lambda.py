@@ -68,7 +68,7 @@ class LocalFunction:
                 if key.startswith("POWERTOOLS_"):
                     os.environ.setdefault(key, value)
             module = import_handler_file(self.handler_file, f"sandbox_{self.name.replace('-', '_')}")
-            from aurelius.lambda_runtime import Config, logger
+            from aurelius.core.lambda_runtime import Config, logger
 
             # The function's own environment (from the template, through moto), not ours.
             module.runtime.config = Config.from_environment(self.environment)

@@ -6,7 +6,7 @@
 2. moto 5.2.5 ignores UpdateStack's ClientRequestToken: the stack events of the update carry
    none. On AWS every event an operation writes carries the token of the call that started it,
    and aurelius relies on that: the failed-version mark and `aurelius history` read which model
-   version each update tried from the token of its stack events (aurelius.reconcile). We copy
+   version each update tried from the token of its stack events (aurelius.core.reconcile). We copy
    the token onto the events that the UpdateStack call added (moto updates synchronously, so
    they are all of that update's events); DescribeStackEvents then returns it.
 

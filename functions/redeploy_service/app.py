@@ -4,8 +4,8 @@ A thin shell: parse the event, call the shared reconcile core, report. The event
 wake-up call: the version deployed is whatever HeadObject says is current.
 """
 
-from aurelius.events import RejectedEvent, model_upload_wakeup
-from aurelius.lambda_runtime import Runtime, logger, metrics, tracer
+from aurelius.core.events import RejectedEvent, model_upload_wakeup
+from aurelius.core.lambda_runtime import Runtime, logger, metrics, tracer
 
 runtime = Runtime()
 

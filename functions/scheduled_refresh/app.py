@@ -5,8 +5,8 @@ an update was running as soon as the stack is free. FORCE_REFRESH makes schedule
 status changes, which would loop) start a fresh deployment even when the version is deployed.
 """
 
-from aurelius.events import RejectedEvent, refresh_wakeup
-from aurelius.lambda_runtime import Runtime, logger, metrics, tracer
+from aurelius.core.events import RejectedEvent, refresh_wakeup
+from aurelius.core.lambda_runtime import Runtime, logger, metrics, tracer
 
 runtime = Runtime()
 

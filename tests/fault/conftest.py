@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.retries import standard
 
-from aurelius.lambda_runtime import Config
+from aurelius.core.lambda_runtime import Config
 from tests.fault.harness import Faults, Lambdas
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK, aws, deployed, scripts  # noqa: F401 (fixtures)
 

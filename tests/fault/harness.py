@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config as BotoConfig
 from moto.core.models import botocore_stubber
 
-from aurelius.lambda_runtime import BOTO_CONFIG, Config
+from aurelius.core.lambda_runtime import BOTO_CONFIG, Config
 from tests.helpers import LambdaContext, load_event, load_handler
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
 

@@ -1,6 +1,6 @@
 """Throttling and 5xx answers from S3 and CloudFormation, handled by botocore's retries.
 
-The handlers' clients use aurelius.lambda_runtime.BOTO_CONFIG (retries mode standard, 5
+The handlers' clients use aurelius.core.lambda_runtime.BOTO_CONFIG (retries mode standard, 5
 attempts). Faults are HTTP answers injected ahead of moto (tests/fault/harness.py), so each
 retry is botocore's decision. After every fault: the newest model version is deployed through
 exactly one applied UpdateStack, and nothing else changed.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aurelius import cli
-from aurelius.reconcile import Target, reconcile
+from aurelius.core.reconcile import Target, reconcile
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
 
 AURELIUS = Path(sys.executable).with_name("aurelius")

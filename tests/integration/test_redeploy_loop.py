@@ -9,7 +9,7 @@ import random
 import boto3
 import pytest
 
-from aurelius.lambda_runtime import Config, logger
+from aurelius.core.lambda_runtime import Config, logger
 from tests.helpers import LambdaContext, load_event, load_handler
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
 

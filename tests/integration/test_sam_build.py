@@ -56,5 +56,5 @@ def test_built_handler_imports_in_a_clean_interpreter_with_the_core_inside_the_a
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
-    assert (artifact / "aurelius" / "reconcile.py").is_file()
+    assert (artifact / "aurelius" / "core" / "reconcile.py").is_file()
     assert (artifact / "aws_lambda_powertools").is_dir()

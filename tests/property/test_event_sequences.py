@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as statistic
 from hypothesis import strategies as st
 
-from aurelius.lambda_runtime import Config
+from aurelius.core.lambda_runtime import Config
 from tests.helpers import LambdaContext, load_event, load_handler
 from tests.property.fakes import FakeCloudFormation, FakeS3, NoSns
 

@@ -16,7 +16,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import ANY, Stubber
 
 from aurelius import cli
-from aurelius.reconcile import request_token, version_digest
+from aurelius.core.reconcile import request_token, version_digest
 
 STACK = "aurelius-service-stack-local-demo"
 STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from aurelius.events import RejectedEvent, model_upload_wakeup, refresh_wakeup
+from aurelius.core.events import RejectedEvent, model_upload_wakeup, refresh_wakeup
 from tests.helpers import load_event
 
 BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
-from aurelius.reconcile import Action, Target, reconcile, request_token, version_digest
+from aurelius.core.reconcile import Action, Target, reconcile, request_token, version_digest
 
 STACK = "aurelius-service-stack-local-demo"
 BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"

@@ -1,7 +1,7 @@
 """Turn an incoming event into a wake-up call, or reject it with a reason.
 
 The event only says "look again"; what gets deployed always comes from HeadObject
-(aurelius.reconcile). So validation here is about *whether* to wake up: the right bucket and
+(aurelius.core.reconcile). So validation here is about *whether* to wake up: the right bucket and
 key, an object-created event, a well-formed payload. Nothing is half-applied: an event is
 either accepted whole or rejected with a logged reason.
 """

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config as BotoConfig
 
-from aurelius.reconcile import Action, Outcome, Target, reconcile
+from aurelius.core.reconcile import Action, Outcome, Target, reconcile
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
 # Namespace from POWERTOOLS_METRICS_NAMESPACE (template.yaml); the default keeps a handler

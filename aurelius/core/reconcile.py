@@ -8,7 +8,7 @@ longer): CloudFormation and the ECS circuit breaker own it, and the stack's stat
 event wakes us again.
 
 Decisions map to one of five actions; the handlers map actions to logs, metrics and
-notifications in one place (aurelius.lambda_runtime).
+notifications in one place (aurelius.core.lambda_runtime).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from aurelius.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
-from aurelius.stack_deploy import describe_stack, stack_parameters
+from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
+from aurelius.core.stacks import describe_stack, stack_parameters
 
 MODEL_URI_PARAMETER = "ModelS3Uri"
 MODEL_VERSION_PARAMETER = "ModelVersionId"

@@ -1,0 +1,1 @@
+../../../aurelius/__init__.py
