@@ -43,10 +43,13 @@ class Loop:
     def _count(self, params, **kwargs):
         self.updates.append(params)
 
-    def s3_event(self, key: str = KEY, bucket: str = BUCKET) -> dict:
+    def s3_event(self, key: str = KEY, bucket: str = BUCKET, version_id: str | None = None, sequencer: str | None = None) -> dict:
         event = load_event("s3_put")
         event["Records"][0]["s3"]["bucket"]["name"] = bucket
-        event["Records"][0]["s3"]["object"]["key"] = key
+        s3_object = event["Records"][0]["s3"]["object"]
+        s3_object["key"] = key
+        if version_id is not None:
+            s3_object["versionId"], s3_object["sequencer"] = version_id, sequencer
         return event
 
     def upload_event(self, **kwargs) -> dict:
@@ -111,11 +114,18 @@ def test_burst_of_shuffled_duplicate_events_ends_with_newest_version_deployed_on
 
 
 def test_late_event_of_an_older_upload_does_not_roll_the_model_back(loop):
-    loop.aws.upload(2)
+    # Given v2 then v3 uploaded, and v3's notification delivered first (v3 deployed)
+    v2 = loop.aws.upload(2)
     v3 = loop.aws.upload(3)
-    loop.upload_event()  # deploys v3, the current version
-    loop.upload_event()  # the late notification of v2's upload
+    v3_event = loop.s3_event(version_id=v3, sequencer="0000000000000000B0")
+    v2_event = loop.s3_event(version_id=v2, sequencer="0000000000000000A0")
+    assert loop.redeploy.lambda_handler(v3_event, LambdaContext())["action"] == "started"
+    # When v2's own notification arrives late (its versionId and an older sequencer)
+    late = loop.redeploy.lambda_handler(v2_event, LambdaContext())
+    # Then nothing moves: the current S3 version (v3) stays deployed, with no second update
+    assert late["action"] == "in-sync"
     assert loop.aws.parameters()["ModelVersionId"] == v3
+    assert len(loop.updates) == 1
 
 
 def test_schedule_tick_when_in_sync_changes_nothing(loop):
