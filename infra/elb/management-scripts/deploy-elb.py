@@ -9,7 +9,8 @@ Exit 0 done, 2 bad settings or arguments (nothing sent to AWS), 1 AWS-side failu
 The bundle (server/aurelius_server, server/requirements.txt, infra/elb/install-server.sh and
 the systemd unit: what install-server.sh checks for) is a
 tar.gz named by its content hash in the settings' artifact_bucket, so an unchanged server
-means an unchanged parameter and no instance replacement. A dry run uploads nothing.
+means an unchanged parameter and no instance replacement. The bucket is created (private,
+encrypted, versioned, TLS only) when it does not exist. A dry run creates and uploads nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from aurelius.buckets import BucketUnavailable, ensure_private_bucket
 from aurelius.management import (
     ScriptContext,
     add_model_version_argument,
@@ -65,8 +67,12 @@ def upload_bundle(ctx: ScriptContext[ElbSettings]) -> str:
     bundle = server_bundle()
     bucket = ctx.env.settings.artifact_bucket
     key = f"aurelius/server-bundle-{hashlib.sha256(bundle).hexdigest()[:16]}.tar.gz"
+    s3 = ctx.client("s3")
+    try:
+        ensure_private_bucket(s3, bucket, ctx.session.region_name, dry_run=ctx.args.dry_run)
+    except BucketUnavailable as exc:
+        raise DeployError(f"artifact_bucket: {exc}") from None
     if not ctx.args.dry_run:
-        s3 = ctx.client("s3")
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=bundle, ServerSideEncryption="AES256")
         except ClientError as exc:
