@@ -101,6 +101,10 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
         s3.put_object(Bucket=code_bucket, Key=f"{logical_id}.zip", Body=_zip(handler_file.parent))
     point_code_at(template, code_bucket)
 
+    # The functions' Layers entry (the powertools layer, `{{resolve:ssm:...}}` of a public AWS
+    # parameter) stays as it is: moto 5.2.5 creates an AWS::Lambda::Function from a stack
+    # without reading its Layers, so neither the parameter nor the layer has to exist here. The
+    # handlers run in this process with the pip-installed powertools of the same pinned version.
     plain = translate(template, params)
     template_parameters = plain.get("Parameters", {})
     spec = StackSpec(

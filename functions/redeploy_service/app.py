@@ -5,14 +5,13 @@ wake-up call: the version deployed is whatever HeadObject says is current.
 """
 
 from aurelius.core.events import RejectedEvent, model_upload_wakeup
-from aurelius.core.lambda_runtime import Runtime, logger, metrics, tracer
+from aurelius.core.lambda_runtime import Runtime, logger, metrics
 
 runtime = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event, context):
     try:
         wakeup = model_upload_wakeup(event, runtime.config.bucket, runtime.config.key)

@@ -6,14 +6,13 @@ status changes, which would loop) start a fresh deployment even when the version
 """
 
 from aurelius.core.events import RejectedEvent, refresh_wakeup
-from aurelius.core.lambda_runtime import Runtime, logger, metrics, tracer
+from aurelius.core.lambda_runtime import Runtime, logger, metrics
 
 runtime = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def lambda_handler(event, context):
     try:
         wakeup = refresh_wakeup(event, runtime.config.stack_name)
