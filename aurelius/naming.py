@@ -1,7 +1,7 @@
 """The one place where names are made and checked against AWS limits.
 
 Every stack and every named resource is ``{base_name}-{resource_type}-{environment}-{suffix}``.
-Limits come from the AWS documentation (see ../shared/notes/aws.md, "Name limits"); cfn-lint
+Limits come from the AWS documentation (see docs/aws.md, "Name limits"); cfn-lint
 does not check them, so we do, before any API call.
 """
 
@@ -24,6 +24,7 @@ class NameRule:
 
 _ELB_LIKE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 _ECS_LIKE = re.compile(r"^[A-Za-z0-9_-]+$")
+_IAM_ROLE = re.compile(r"^[A-Za-z0-9+=,.@_-]+$")
 
 RULES: dict[str, NameRule] = {
     # Elastic Load Balancing: 32 characters, alphanumerics and hyphens, no hyphen at either end.
@@ -33,7 +34,7 @@ RULES: dict[str, NameRule] = {
     # CloudFormation: 128 characters, starts with a letter, alphanumerics and hyphens.
     **{
         stack_type: NameRule(128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "starts with a letter; letters, digits, hyphens")
-        for stack_type in ("cluster-stack", "service-stack", "elb-stack", "trigger-stack")
+        for stack_type in ("cluster-stack", "service-stack", "elb-stack", "trigger-stack", "ecr-stack")
     },
     # S3 bucket: 3-63 characters, lower-case letters, digits, hyphens and dots.
     "models": NameRule(63, re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "lower-case letters, digits, hyphens, dots"),
@@ -48,6 +49,26 @@ RULES: dict[str, NameRule] = {
     "lt": NameRule(128, re.compile(r"^[A-Za-z0-9_./()-]+$"), "letters, digits and _ . / ( ) -"),
     # CloudWatch Logs log group: 512, letters, digits and _ - / . #
     "logs": NameRule(512, re.compile(r"^[A-Za-z0-9_./#-]+$"), "letters, digits and _ - / . #"),
+    # IAM role: 64 characters, letters, digits and + = , . @ _ -
+    # (https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html). Named roles
+    # let another stack scope iam:PassRole to them; a generated name would be cut at 64.
+    **{
+        role_type: NameRule(64, _IAM_ROLE, "letters, digits and + = , . @ _ -")
+        for role_type in ("cfn-role", "task-role", "exec-role", "ecs-lb-role")
+    },
+    # Second target group of a canary rollout (ELB rule above, 32 characters).
+    "tg-alt": NameRule(32, _ELB_LIKE, "letters, digits and hyphens, no hyphen at either end"),
+    # CloudWatch alarm: 1-255 characters
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html);
+    # kept to characters that need no escaping in an ARN or an IAM policy.
+    **{
+        alarm_type: NameRule(255, re.compile(r"^[A-Za-z0-9_.-]+$"), "letters, digits and _ . -")
+        for alarm_type in ("alarm-errors", "alarm-5xx", "alarm-unhealthy")
+    },
+    # EventBridge rule: 64 characters, letters, digits and . - _
+    "status-rule": NameRule(64, re.compile(r"^[A-Za-z0-9._-]+$"), "letters, digits and . - _"),
+    # ECR repository: 2-256, lower-case; single separators (. _ __ -) between letters and digits.
+    "ecr": NameRule(256, re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$"), "lower-case letters, digits, separators . _ -"),
 }
 
 # Environment, base name and suffix are name *parts*: keep them to what every rule above

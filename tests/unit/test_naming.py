@@ -37,3 +37,20 @@ def test_namer_checks_every_name_of_a_stack():
     namer = Namer("aurelius-very-long-base", "production", "model-serving")
     with pytest.raises(InvalidName, match="alb"):
         namer.all(("cluster", "alb"))
+
+
+@pytest.mark.parametrize("resource_type", ["cfn-role", "task-role", "exec-role"])
+def test_iam_role_names_are_checked_against_64_characters(resource_type):
+    # Given a role name of 65 characters (IAM allows 64)
+    # Then it is refused before any API call, naming the limit; 64 fits
+    with pytest.raises(InvalidName, match="64"):
+        check_name(resource_type, "a" * 65)
+    assert check_name(resource_type, "a" * 64) == "a" * 64
+
+
+def test_role_names_follow_the_convention_the_trigger_stack_scopes_its_policy_to():
+    # The CloudFormation service role's statements name exactly these (template.yaml)
+    namer = Namer("aurelius", "prod", "ml")
+    assert (namer("cfn-role"), namer("task-role"), namer("exec-role")) == (
+        "aurelius-cfn-role-prod-ml", "aurelius-task-role-prod-ml", "aurelius-exec-role-prod-ml"
+    )

