@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from bench import RESULTS, Row, build_size, burst, cold_start, machine, redeploy_cost, rollout_budget
+from bench import (RESULTS, Row, build_size, burst, cold_start, machine, model_load, redeploy_cost, rollout_budget,
+                   server_load)
 
 TITLES = {
     "1": (cold_start, "cold start"),
@@ -19,6 +20,8 @@ TITLES = {
     "3": (burst, "burst"),
     "4": (rollout_budget, "rollout budget"),
     "5": (build_size, "build size"),
+    "6": (server_load, "model server load"),
+    "7": (model_load, "model loading"),
 }
 
 
@@ -28,7 +31,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redeploys", type=int, default=20, help="redeploys per side in row 2 (median)")
     parser.add_argument("--events", type=int, default=1000, help="S3 events in the burst")
     parser.add_argument("--uploads", type=int, default=20, help="uploads interleaved with the burst")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated rows to run, e.g. 1,4")
+    parser.add_argument("--load-seconds", type=float, default=3.0, help="measured seconds per load run in row 6")
+    parser.add_argument("--load-clients", default="1,8,32", help="keep-alive client counts in row 6")
+    parser.add_argument("--memory-mib", type=int, default=100, help="model size for row 6's memory line")
+    parser.add_argument("--model-mib", type=int, default=200, help="model size for row 7")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated rows to run, e.g. 1,4")
     parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write (default bench/RESULTS.md)")
     return parser.parse_args(argv)
 
@@ -114,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         record("1", lambda: cold_start.run(runs=args.runs))
     if "4" in selected:
         record("4", rollout_budget.run)
+    if "6" in selected:
+        record("6", lambda: server_load.run(load_seconds=args.load_seconds, memory_mib=args.memory_mib,
+                                            clients=tuple(int(n) for n in args.load_clients.split(","))))
+    if "7" in selected:
+        record("7", lambda: model_load.run(model_mib=args.model_mib))
     if "2" in selected or "3" in selected:
         from bench.sandbox import sandbox
 

@@ -12,7 +12,9 @@
 #   PYTHON            optional  interpreter for the venv, default python3.11 (installed with
 #                               dnf or apt-get when missing)
 #   DESTDIR           optional  install under this root instead of / (packaging and tests)
-# pip must reach PyPI (or PIP_INDEX_URL) to install the pinned boto3 into the venv.
+# pip must reach PyPI (or PIP_INDEX_URL) to install the pinned boto3 and gunicorn into the venv.
+# The server runs one gunicorn worker per core of the instance (WORKERS in the environment
+# file overrides; see server/README.md).
 #
 # Re-running is safe: it stops the service, rebuilds the venv and the code, rewrites the
 # environment file and the unit, and starts the service again.
@@ -79,7 +81,7 @@ if systemctl is-active --quiet "$SERVICE"; then
 fi
 
 # Code and venv: owned by root, readable by the service user, not writable by it.
-log "installing the server and a venv with boto3 into $INSTALL_DIR"
+log "installing the server and a venv with boto3 and gunicorn into $INSTALL_DIR"
 rm -rf "$DESTDIR$INSTALL_DIR"
 install -d -m 0755 "$DESTDIR$INSTALL_DIR" "$DESTDIR$INSTALL_DIR/app"
 "$PYTHON" -m venv "$DESTDIR$INSTALL_DIR/venv"

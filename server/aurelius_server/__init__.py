@@ -6,28 +6,37 @@ S3 version MODEL_VERSION_ID (never "latest"), but that is a pin, not a sandbox: 
 write to that bucket (or that key's versions) can run code on the service. Keep write access
 to the model bucket as narrow as the deploy role itself.
 
-Configuration (environment):
-  MODEL_S3_URI              required, s3://bucket/key
-  MODEL_VERSION_ID          required, the S3 VersionId to load
-  PORT                      default 8080 (0 picks a free port)
-  HOST                      default 0.0.0.0
-  MAX_BODY_BYTES            default 1048576; larger /predict bodies get 413
-  SHUTDOWN_TIMEOUT_SECONDS  default 20; how long SIGTERM waits for requests in flight
+Configuration (environment; server/README.md has the table):
+  MODEL_S3_URI, MODEL_VERSION_ID   required: s3://bucket/key and the S3 VersionId to load
+  PORT, HOST                       default 8080, 0.0.0.0 (PORT=0 picks a free port)
+  WORKERS, THREADS                 default one worker per CPU (``cpus``), 4 threads each
+  KEEPALIVE_SECONDS                default 75 (longer than the load balancer's idle timeout)
+  READ_TIMEOUT_SECONDS             default 10; a request must arrive whole within it
+  MAX_BODY_BYTES                   default 1048576; larger /predict bodies get 413
+  SHUTDOWN_TIMEOUT_SECONDS         default 20; how long SIGTERM waits for requests in flight
+  SERVICE_NAME                     default aurelius-model-server (metrics dimension)
+  MODEL_DOWNLOAD_DIR               default the system temp directory
+  SMOKE_TEST_INSTANCES, SMOKE_TEST_EXPECTED, SMOKE_TEST_TOLERANCE   see ``smoke``
 
 Endpoints (request and response shapes: see ``payload``):
   POST /predict   {"instances": [[...], ...]} -> {"predictions": [...]}
-  GET  /health    200 once the model is loaded, 503 while loading or stopping
+  GET  /health    200 once the model is loaded and smoke-tested, 503 while loading or stopping
   GET  /version   which model is loaded: URI, version id, sha256, S3 checksum, load time
 
 Modules, one idea each:
-  config    environment -> Config (and the s3:// URI parser)
-  checksum  S3's stored checksum, verified again over the bytes received
-  loader    GetObject of the pinned version -> checks -> unpickle -> LoadedModel
-  payload   the /predict request and response contract
-  handler   HTTP routing, JSON errors, access log
-  server    the listening socket, requests in flight, graceful stop
-  logs      one JSON object per line on stdout
-  app       the process: bind, load, wait for SIGTERM, drain, exit
+  config        environment -> Config (and the s3:// URI parser)
+  cpus          how many workers: CPU quota of the cgroup, else the cores
+  checksum      S3's stored checksum, verified again over the bytes received
+  loader        HeadObject + ranged download of the pinned version -> checks -> unpickle
+  smoke         the smoke test a model passes before it serves
+  payload       the /predict request and response contract
+  metrics       CloudWatch embedded metric format fields for the /predict log line
+  wsgi          the WSGI application: routing, JSON errors, request log
+  loading       answers 503 on the socket while the model loads
+  workers       gunicorn's gthread worker, adapted (idle connections, read deadline, JSON errors)
+  gunicorn_app  gunicorn in this process on the bound socket, logs through ``logs``
+  logs          one JSON object per line on stdout
+  app           the process: bind, load, smoke test, fork workers, drain on SIGTERM
 """
 
 __all__ = ["__version__"]

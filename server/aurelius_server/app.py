@@ -1,84 +1,82 @@
-"""The process: read the config, bind, load the pinned model, serve, drain on SIGTERM, exit.
+"""The process: read the config, bind, load the pinned model (answering 503 meanwhile), then
+hand the socket to gunicorn's pre-forked workers; drain on SIGTERM and exit.
 
-Exit status: 0 after a SIGTERM/SIGINT stop, 1 when the model cannot be loaded or the port
-cannot be bound, 2 when the configuration is invalid (restarting will not fix that).
-Every start-up failure is one ERROR line with event ``startup_failed`` naming the model URI
-and version.
+1. ``Config.from_env``; bind and listen on HOST:PORT.
+2. The loading responder (``loading``) answers on that socket: ``/health`` is 503.
+3. A thread downloads, verifies and unpickles the pinned version (``loader``) and runs the
+   smoke test when one is configured (``smoke``); the main thread waits for it or a signal.
+4. The responder stops; ``gc.freeze()``; gunicorn (``gunicorn_app``) takes the same socket
+   (``fd://``) and forks the workers, which answer ``/health`` 200.
+5. SIGTERM: gunicorn closes the socket, each worker answers 503 on ``/health`` for
+   connections still open, finishes its requests in flight (at most
+   SHUTDOWN_TIMEOUT_SECONDS), and the process exits 0.
+
+Exit status: 0 after a SIGTERM stop, 1 when the model cannot be loaded, fails its smoke test
+or the port cannot be bound, 2 when the configuration is invalid (restarting will not fix
+that). Every start-up failure is one ERROR line with event ``startup_failed`` naming the model
+URI and version.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
+import socket
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from aurelius_server.config import Config, ConfigError
-from aurelius_server.handler import ModelRequestHandler
+from aurelius_server.cpus import worker_count
 from aurelius_server.loader import LoadedModel, ModelLoadError, load_model
+from aurelius_server.loading import LoadingResponder
 from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event
-from aurelius_server.server import ModelHTTPServer
+from aurelius_server.smoke import SmokeTest, SmokeTestFailed, smoke_test_from_env
+from aurelius_server.wsgi import ModelApp, ServerState
 
 logger = logging.getLogger(LOGGER_NAME)
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+LISTEN_BACKLOG = 2048  # gunicorn's default; connections wait here while the workers start
 
 
-class ModelService:
-    """One server's life, without signals or exit codes (so tests can drive it in-process)."""
+def bind(config: Config) -> socket.socket:
+    """The listening socket, bound before anything slow happens. Raises OSError."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((config.host, config.port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
 
-    def __init__(self, config: Config, s3: Any = None):
-        self.config = config
-        self._s3 = s3
-        self.server: ModelHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "ModelService":
-        """Bind and start answering (/health is 503 until ``load`` succeeds). Raises OSError."""
-        self.server = ModelHTTPServer(self.config, ModelRequestHandler)
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="http-server", daemon=True
-        )
-        self._thread.start()
-        log_event(logger, logging.INFO, "listening", f"listening on {self.config.host}:{self.port}; loading the model",
-                  host=self.config.host, port=self.port,
-                  model_s3_uri=str(self.config.model), model_version_id=self.config.version_id)
-        return self
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None, "start() first"
-        return self.server.port
-
-    def load(self) -> LoadedModel:
-        """Load the pinned version and start serving it. Raises ModelLoadError."""
-        assert self.server is not None, "start() first"
-        started = time.monotonic()
-        loaded = load_model(self.config.model, self.config.version_id, self._s3)
-        self.server.model = loaded
-        log_event(
-            logger, logging.INFO, "model_loaded", f"loaded model {loaded.location} version {loaded.version_id}",
-            **loaded.describe(), size_bytes=loaded.size_bytes, duration_ms=round((time.monotonic() - started) * 1000, 1),
-        )
-        return loaded
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop accepting, wait (bounded) for requests in flight. True if all finished."""
-        assert self.server is not None, "start() first"
-        timeout = self.config.shutdown_timeout if timeout is None else timeout
-        log_event(logger, logging.INFO, "stopping", "stopping: no new connections, finishing requests in flight",
-                  in_flight=self.server.in_flight, timeout_s=timeout)
-        drained = self.server.drain(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if drained:
-            log_event(logger, logging.INFO, "stopped", "stopped; every request in flight was answered")
-        else:
-            log_event(logger, logging.WARNING, "stopped", f"stopped after {timeout} s with requests still in flight",
-                      in_flight=self.server.in_flight)
-        return drained
+def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> LoadedModel:
+    """Load the pinned version and run its smoke test. Raises ModelLoadError or SmokeTestFailed."""
+    started = time.monotonic()
+    loaded = load_model(config.model, config.version_id, s3)
+    log_event(
+        logger, logging.INFO, "model_loaded", f"loaded model {loaded.location} version {loaded.version_id}",
+        **loaded.describe(), size_bytes=loaded.size_bytes, duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    if smoke is not None:
+        try:
+            smoke = smoke.with_metadata(loaded.metadata)
+        except ValueError as exc:
+            raise SmokeTestFailed(loaded, "metadata", f"the model object's user metadata: {exc}") from None
+        smoke.run(loaded)
+        log_event(logger, logging.INFO, "smoke_test_passed",
+                  f"smoke test passed for model {loaded.location} version {loaded.version_id}",
+                  model_version_id=loaded.version_id, rows=len(smoke.instances),
+                  expected=smoke.expected is not None, tolerance=smoke.tolerance)
+    return loaded
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
@@ -91,14 +89,29 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     try:
         config = Config.from_env(env)
+        smoke = smoke_test_from_env(env)
     except ConfigError as exc:
         uri, version_id = env.get("MODEL_S3_URI") or "(unset)", env.get("MODEL_VERSION_ID") or "(unset)"
         startup_failed(f"invalid configuration for model {uri} version {version_id}: {exc}", reason=str(exc))
         return EXIT_CONFIG
 
-    service = ModelService(config)
+    try:
+        listener = bind(config)
+    except OSError as exc:
+        startup_failed(f"cannot serve model {config.model} version {config.version_id}: "
+                       f"cannot listen on {config.host}:{config.port}: {exc}", reason=str(exc))
+        return EXIT_FAILURE
+
+    state = ServerState()
+    app = ModelApp(config, state)
+    responder = LoadingResponder(listener, app).start()
+    port = listener.getsockname()[1]
+    log_event(logger, logging.INFO, "listening", f"listening on {config.host}:{port}; loading the model",
+              host=config.host, port=port, model_s3_uri=str(config.model), model_version_id=config.version_id)
+
     wake = threading.Event()
-    failure: list[str] = []
+    outcome: list[LoadedModel] = []
+    failure: list[tuple[str, dict[str, Any]]] = []
     signalled: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -107,33 +120,57 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     def load() -> None:
         try:
-            service.load()
+            outcome.append(load_and_check(config, smoke))
+        except SmokeTestFailed as exc:
+            failure.append((str(exc), {"check": exc.check}))
         except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
-            failure.append(str(exc) if isinstance(exc, ModelLoadError) else
-                           f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}")
+            failure.append((str(exc) if isinstance(exc, ModelLoadError) else
+                            f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}", {}))
+        finally:
             wake.set()
 
     previous = _install_signal_handlers(on_signal)
-    try:
-        try:
-            service.start()
-        except OSError as exc:
-            startup_failed(f"cannot serve model {config.model} version {config.version_id}: "
-                           f"cannot listen on {config.host}:{config.port}: {exc}", reason=str(exc))
-            return EXIT_FAILURE
-        # Daemon thread: a SIGTERM during a long download still stops the process promptly.
-        threading.Thread(target=load, name="model-loader", daemon=True).start()
-        while not wake.wait(timeout=1.0):
-            pass
-        if failure and not signalled:
-            startup_failed(failure[0])
-            service.stop(timeout=0)
-            return EXIT_FAILURE
-        log_event(logger, logging.INFO, "signal", f"received {signalled[0]}", signal=signalled[0])
-        service.stop()
-        return EXIT_OK
-    finally:
+    # Daemon thread: a SIGTERM during a long download still stops the process promptly.
+    loader = threading.Thread(target=load, name="model-loader", daemon=True)
+    loader.start()
+    while not wake.wait(timeout=1.0):
+        pass
+    responder.stop()
+    if signalled or failure:
+        listener.close()
         _restore_signal_handlers(previous)
+        if signalled:
+            log_event(logger, logging.INFO, "signal", f"received {signalled[0]} while loading; stopped",
+                      signal=signalled[0])
+            log_event(logger, logging.INFO, "stopped", "stopped before the model was served")
+            return EXIT_OK
+        message, fields = failure[0]
+        startup_failed(message, **fields)
+        return EXIT_FAILURE
+
+    loader.join()  # finished: no thread of ours is left when gunicorn forks
+    state.model = outcome[0]
+    workers = worker_count(config.workers)
+    log_event(logger, logging.INFO, "serving",
+              f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
+              workers=workers, threads=config.threads, keepalive_s=config.keepalive,
+              read_timeout_s=config.read_timeout, shutdown_timeout_s=config.shutdown_timeout, port=port)
+    gc.collect()
+    gc.freeze()  # see gunicorn_app: the model's pages stay shared with the workers
+
+    from aurelius_server.gunicorn_app import (
+        ModelServer,  # only the serving process needs gunicorn
+    )
+
+    def when_ready(_arbiter: Any) -> None:
+        # gunicorn's signal handlers replaced ours now; a signal that reached ours after the
+        # model loaded is passed on to them.
+        if signalled:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    server = ModelServer(app, config, state, listener.detach(), workers, when_ready=when_ready)
+    server.run()  # gunicorn's master loop; leaves through sys.exit (0 after SIGTERM)
+    return EXIT_OK
 
 
 def _install_signal_handlers(handler: Any) -> dict[int, Any]:

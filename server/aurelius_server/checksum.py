@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 # When S3 returns several, check the first one in this order.
 ALGORITHMS = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
@@ -102,5 +103,56 @@ def verify(stored: StoredChecksum, data: bytes) -> StoredChecksum:
         raise ChecksumMismatch(
             f"checksum mismatch: S3 stored {stored.algorithm} {stored.value}, "
             f"the {len(data)} bytes received have {actual}"
+        )
+    return replace(stored, verified=True)
+
+
+class Running:
+    """A checksum computed piece by piece (a downloaded file read in chunks)."""
+
+    def __init__(self, algorithm: str):
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm.lower()) if algorithm in ("SHA256", "SHA1") else None
+        self._crc = 0
+        self._crt = _crt_running(algorithm) if algorithm in ("CRC32C", "CRC64NVME") else None
+        self.available = self._hash is not None or algorithm == "CRC32" or self._crt is not None
+
+    def update(self, data: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(data)
+        elif self.algorithm == "CRC32":
+            self._crc = zlib.crc32(data, self._crc)
+        elif self._crt is not None:
+            self._crc = self._crt(data, self._crc)
+
+    def value(self) -> str | None:
+        """The base64 value S3 would store, or None when it cannot be computed here."""
+        if self._hash is not None:
+            return base64.b64encode(self._hash.digest()).decode("ascii")
+        width = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}.get(self.algorithm)
+        if width is None or not self.available:
+            return None
+        return base64.b64encode(self._crc.to_bytes(width, "big")).decode("ascii")
+
+
+def _crt_running(algorithm: str) -> Callable[[bytes, int], int] | None:
+    try:
+        from awscrt import checksums  # optional: boto3[crt]
+    except ImportError:
+        return None
+    return getattr(checksums, algorithm.lower(), None)
+
+
+def verify_running(stored: StoredChecksum, running: Running, size: int) -> StoredChecksum:
+    """``verify`` for a checksum computed piece by piece over ``size`` bytes."""
+    if stored.composite:
+        return replace(stored, verified=False)
+    actual = running.value()
+    if actual is None:
+        return replace(stored, verified=False)
+    if actual != stored.value:
+        raise ChecksumMismatch(
+            f"checksum mismatch: S3 stored {stored.algorithm} {stored.value}, "
+            f"the {size} bytes received have {actual}"
         )
     return replace(stored, verified=True)

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 20.0
+DEFAULT_THREADS = 4
+# Longer than the load balancer's idle timeout (ALB and classic ELB default: 60 s), so the load
+# balancer, not the target, closes idle connections: "we recommend that you configure the idle
+# timeout of your application to be larger than the idle timeout configured for the load
+# balancer" (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout).
+DEFAULT_KEEPALIVE_SECONDS = 75
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+DEFAULT_SERVICE_NAME = "aurelius-model-server"
 
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters,
 # digits, dots and hyphens, starting and ending with a letter or digit.
@@ -62,9 +70,14 @@ class Config:
     port: int = DEFAULT_PORT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
+    workers: int | None = None  # None: derived from the CPU quota or the cores (see ``cpus``)
+    threads: int = DEFAULT_THREADS
+    keepalive: int = DEFAULT_KEEPALIVE_SECONDS
+    read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS
+    service_name: str = DEFAULT_SERVICE_NAME
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Config":
+    def from_env(cls, env: Mapping[str, str]) -> Config:
         uri = _required(env, "MODEL_S3_URI")
         version_id = _required(env, "MODEL_VERSION_ID")
         if any(ch.isspace() for ch in version_id):
@@ -76,6 +89,11 @@ class Config:
             port=_integer(env, "PORT", DEFAULT_PORT, 0, 65535),
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1, 1 << 31),
             shutdown_timeout=_seconds(env, "SHUTDOWN_TIMEOUT_SECONDS", DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
+            workers=_integer(env, "WORKERS", None, 1, 256),
+            threads=_integer(env, "THREADS", DEFAULT_THREADS, 1, 256),
+            keepalive=_integer(env, "KEEPALIVE_SECONDS", DEFAULT_KEEPALIVE_SECONDS, 1, 3600),
+            read_timeout=_positive_seconds(env, "READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS),
+            service_name=env.get("SERVICE_NAME") or DEFAULT_SERVICE_NAME,
         )
 
 
@@ -86,7 +104,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _integer(env: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -109,4 +127,11 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} {raw!r} is not a number of seconds") from None
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} {raw!r} must be a finite number >= 0")
+    return value
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _seconds(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} {env.get(name)!r} must be a number of seconds > 0")
     return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 LOGGER_NAME = "aurelius_server"
@@ -19,7 +19,7 @@ LOGGER_NAME = "aurelius_server"
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "event": getattr(record, "event", None) or "log",
@@ -39,7 +39,7 @@ class StdoutHandler(logging.StreamHandler):
         self.setFormatter(JsonFormatter())
 
     @property  # type: ignore[override]
-    def stream(self):  # noqa: D401 - logging.StreamHandler API
+    def stream(self):
         return sys.stdout
 
     @stream.setter

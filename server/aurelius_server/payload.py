@@ -77,7 +77,7 @@ def parse_instances(body: bytes) -> list[list[int | float]]:
 
 def render_predictions(raw: Any, expected: int) -> bytes:
     """The 200 body for what predict() returned. Raises ModelOutputError."""
-    predictions = _plain(raw)
+    predictions = plain(raw)
     if not isinstance(predictions, list):
         raise ModelOutputError(f"predict() returned {type(raw).__name__}, not a list")
     if len(predictions) != expected:
@@ -88,15 +88,15 @@ def render_predictions(raw: Any, expected: int) -> bytes:
         raise ModelOutputError(f"predictions are not JSON-encodable: {exc}") from exc
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Lists, dicts and scalars, via .tolist() where an object offers it (without importing numpy)."""
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
         value = tolist()
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     return value
 
 

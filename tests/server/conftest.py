@@ -1,26 +1,27 @@
 """Fixtures for the model server tests: a moto S3 server on 127.0.0.1, a versioned bucket,
-pickled toy models in it, and an in-process server on a free port."""
+pickled toy models in it, and the server as its own process (``python -m aurelius_server``:
+a pre-forking gunicorn master) on a free port."""
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sys
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from . import toy_model
-from .helpers import SERVER_DIR, Published
+from .helpers import SERVER_DIR, Published, ServerProcess
 
 if str(SERVER_DIR) not in sys.path:
     sys.path.insert(0, str(SERVER_DIR))  # what PYTHONPATH=server does for `python -m aurelius_server`
-
-from aurelius_server.app import ModelService  # noqa: E402
-from aurelius_server.config import Config, parse_s3_uri  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +33,20 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> dict[str, str]:
-    """The environment a server process would get: plain boto3 pointed at moto."""
-    values = {
+def aws_values(moto_endpoint: str) -> dict[str, str]:
+    return {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
     }
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> dict[str, str]:
+    """The environment a server process would get: plain boto3 pointed at moto."""
+    values = aws_values(moto_endpoint)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
@@ -74,34 +79,37 @@ def publish(s3: Any, bucket: str) -> Callable[..., Published]:
     return _publish
 
 
-@pytest.fixture
-def start_service(s3: Any) -> Iterator[Callable[..., ModelService]]:
-    """Start (bind, serve) an in-process server on 127.0.0.1, port 0; load only when asked."""
-    started: list[ModelService] = []
+def server_env(aws: Mapping[str, str], published: Published, **settings: Any) -> dict[str, str]:
+    """The environment of a server process for ``published``; ``settings`` as KEY=value (WORKERS=2)."""
+    return {
+        **os.environ, **aws,
+        "PYTHONPATH": pythonpath_for_toy_model(),
+        "MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id,
+        "HOST": "127.0.0.1", "PORT": "0", "WORKERS": "1",
+        **{name: str(value) for name, value in settings.items()},
+    }
 
-    def _start(published: Published, load: bool = True, **config: Any) -> ModelService:
-        service = ModelService(
-            Config(model=parse_s3_uri(published.uri), version_id=published.version_id, host="127.0.0.1", port=0, **config),
-            s3=s3,
-        )
-        started.append(service.start())
-        if load:
-            service.load()
-        return service
+
+def pythonpath_for_toy_model() -> str:
+    # Unpickling imports toy_model by its module name (e.g. "tests.server.toy_model"): put the
+    # directory that holds its top-level package on the child's path, next to the server.
+    depth = len(toy_model.__name__.split("."))
+    return os.pathsep.join([str(SERVER_DIR), str(Path(toy_model.__file__).resolve().parents[depth - 1])])
+
+
+@pytest.fixture
+def start_server(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``python -m aurelius_server`` for a published model; by default wait until /health is 200."""
+    started: list[ServerProcess] = []
+
+    def _start(published: Published, healthy: bool = True, **settings: Any) -> ServerProcess:
+        server = ServerProcess(server_env(aws_env, published, **settings), cwd=tmp_path)
+        started.append(server)
+        return server.wait_healthy() if healthy else server
 
     yield _start
-    for service in started:
-        if not service.server.stopping:
-            service.stop(timeout=1)
-
-
-@pytest.fixture
-def gate() -> Iterator[None]:
-    """Reset GatedModel's events, and never leave a predict() waiting after the test."""
-    toy_model.GATE_ENTERED.clear()
-    toy_model.GATE_RELEASE.clear()
-    yield
-    toy_model.GATE_RELEASE.set()
+    for server in started:
+        server.terminate(timeout=30)
 
 
 @pytest.fixture

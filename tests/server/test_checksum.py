@@ -5,9 +5,14 @@ from __future__ import annotations
 import builtins
 
 import pytest
-
 from aurelius_server import checksum
-from aurelius_server.checksum import ChecksumMismatch, StoredChecksum, compute, stored_checksum, verify
+from aurelius_server.checksum import (
+    ChecksumMismatch,
+    StoredChecksum,
+    compute,
+    stored_checksum,
+    verify,
+)
 
 DATA = b"the model bytes"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from aurelius_server.config import Config, ConfigError, S3Location, parse_s3_uri
 
 BASE = {"MODEL_S3_URI": "s3://models-bucket/path/to/model v2.pkl", "MODEL_VERSION_ID": "abc.123_X"}
@@ -53,3 +52,42 @@ def test_an_overlong_key_is_refused():
     # When parsed / Then refused
     with pytest.raises(ConfigError, match="longer than 1024 bytes"):
         parse_s3_uri("s3://models-bucket/" + "k" * 1025)
+
+
+def test_serving_defaults_keep_alive_longer_than_the_load_balancer_idle_timeout():
+    # Given only the two required variables
+    config = Config.from_env(BASE)
+
+    # Then keep-alive outlasts the ALB / classic ELB idle timeout (60 s default), workers are
+    # derived from the CPUs (None here), and metrics carry the default service name
+    assert config.keepalive == 75 and config.keepalive > 60
+    assert (config.workers, config.threads, config.read_timeout) == (None, 4, 10.0)
+    assert config.service_name == "aurelius-model-server"
+
+
+def test_serving_settings_come_from_the_environment():
+    # Given the serving variables
+    env = {**BASE, "WORKERS": "3", "THREADS": "8", "KEEPALIVE_SECONDS": "120", "READ_TIMEOUT_SECONDS": "2.5",
+           "SERVICE_NAME": "fraud-model"}
+
+    # When the config is read / Then they are used
+    config = Config.from_env(env)
+    assert (config.workers, config.threads, config.keepalive, config.read_timeout, config.service_name) == (
+        3, 8, 120, 2.5, "fraud-model")
+
+
+@pytest.mark.parametrize(
+    "name, value, rule",
+    [
+        ("WORKERS", "0", "outside 1..256"),
+        ("WORKERS", "two", "is not an integer"),
+        ("THREADS", "0", "outside 1..256"),
+        ("KEEPALIVE_SECONDS", "0", "outside 1..3600"),
+        ("READ_TIMEOUT_SECONDS", "0", "> 0"),
+    ],
+)
+def test_bad_serving_settings_are_refused_naming_the_variable(name, value, rule):
+    # Given one bad serving variable / When read / Then the error names it, its value and the rule
+    with pytest.raises(ConfigError, match=name) as raised:
+        Config.from_env({**BASE, name: value})
+    assert rule in str(raised.value) and repr(value) in str(raised.value)

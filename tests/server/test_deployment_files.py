@@ -17,7 +17,6 @@ from packaging.utils import canonicalize_name
 
 from .helpers import SERVER_DIR
 
-
 ROOT = SERVER_DIR.parent
 ELB_DIR = ROOT / "infra" / "elb"
 UNIT_NAME = "aurelius-model-server.service"
@@ -76,15 +75,15 @@ def test_dockerfile_is_slim_non_root_with_a_urllib_healthcheck_and_the_module_as
     assert "requirements.txt /tmp/requirements.txt" in by_name["COPY"]
 
 
-def test_server_requirements_are_boto3_and_its_dependencies_pinned_as_in_the_lock():
+def test_server_requirements_are_boto3_gunicorn_and_their_dependencies_pinned_as_in_the_lock():
     # Given server/requirements.txt and the project's requirements.lock
     server_pins = pins(SERVER_DIR / "requirements.txt")
     lock_pins = pins(ROOT / "requirements.lock")
 
     # Then every pin matches the lock
     assert {name: lock_pins.get(name) for name in server_pins} == server_pins
-    # And the set is exactly boto3 and what it requires (no extras), nothing else
-    closure, todo = set(), ["boto3"]
+    # And the set is exactly boto3, gunicorn and what they require (no extras), nothing else
+    closure, todo = set(), ["boto3", "gunicorn"]
     while todo:
         name = canonicalize_name(todo.pop())
         if name not in closure:

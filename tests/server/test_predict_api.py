@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import http.client
 import json
+import pickle
+import uuid
 
+import boto3
 import pytest
 
-from aurelius_server.logs import configure_logging
-
-from .helpers import call, log_lines, raw_exchange
+from .conftest import aws_values, server_env
+from .helpers import Published, ServerProcess, call, raw_exchange
 from .toy_model import ArrayModel, FailingModel, LinearModel, WrongCountModel
 
 
-@pytest.fixture
-def linear(publish, start_service):
-    return start_service(publish(LinearModel([1.0, 10.0])), max_body_bytes=4096)
+@pytest.fixture(scope="module")
+def linear(moto_endpoint, tmp_path_factory):
+    """One server for the module's contract tests (a 4096-byte body limit)."""
+    aws = aws_values(moto_endpoint)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    bucket = f"models-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    body = pickle.dumps(LinearModel([1.0, 10.0]))
+    version_id = s3.put_object(Bucket=bucket, Key="models/model.pkl", Body=body)["VersionId"]
+    published = Published(f"s3://{bucket}/models/model.pkl", version_id, body)
+    server = ServerProcess(server_env(aws, published, MAX_BODY_BYTES=4096), cwd=tmp_path_factory.mktemp("linear"))
+    try:
+        yield server.wait_healthy()
+    finally:
+        server.terminate()
 
 
 def test_predict_returns_one_prediction_per_instance(linear):
@@ -29,9 +45,9 @@ def test_predict_returns_one_prediction_per_instance(linear):
     assert reply.json == {"predictions": [21.0, -9.5]}
 
 
-def test_predict_converts_array_like_output_with_tolist(publish, start_service):
+def test_predict_converts_array_like_output_with_tolist(publish, start_server):
     # Given a model whose predict() returns numpy-style objects (with .tolist(), also nested)
-    service = start_service(publish(ArrayModel()))
+    service = start_server(publish(ArrayModel()))
 
     # When a client asks for predictions
     reply = call(service.port, "POST", "/predict", {"instances": [[1, 2], [3, 4]]})
@@ -147,10 +163,9 @@ def test_unknown_method_is_501_json(linear):
     assert "error" in reply.json
 
 
-def test_predict_exception_is_500_generic_and_logged(publish, start_service, capsys, restore_logging):
-    # Given a model whose predict() raises with a sensitive message (logs configured as in main())
-    configure_logging()
-    service = start_service(publish(FailingModel()))
+def test_predict_exception_is_500_generic_and_logged(publish, start_server):
+    # Given a model whose predict() raises with a sensitive message
+    service = start_server(publish(FailingModel()))
 
     # When a client asks for a prediction
     reply = call(service.port, "POST", "/predict", {"instances": [[1.0]]})
@@ -160,14 +175,14 @@ def test_predict_exception_is_500_generic_and_logged(publish, start_service, cap
     assert reply.json == {"error": "prediction_failed", "message": "the model could not make a prediction"}
     assert FailingModel.SECRET.encode() not in reply.body and b"Traceback" not in reply.body
     # And the server log has the details, as one JSON object per line
-    failures = [line for line in log_lines(capsys.readouterr().out) if line["event"] == "predict_failed"]
-    assert len(failures) == 1
-    assert FailingModel.SECRET in failures[0]["exception"]
+    failure = service.wait_for("predict_failed", timeout=5)
+    assert FailingModel.SECRET in failure["exception"]
+    assert len(service.events("predict_failed")) == 1
 
 
-def test_predict_returning_the_wrong_number_of_predictions_is_500(publish, start_service):
+def test_predict_returning_the_wrong_number_of_predictions_is_500(publish, start_server):
     # Given a model that returns one prediction too many
-    service = start_service(publish(WrongCountModel()))
+    service = start_server(publish(WrongCountModel()))
 
     # When a client asks for predictions
     reply = call(service.port, "POST", "/predict", {"instances": [[1.0], [2.0]]})

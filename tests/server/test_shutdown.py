@@ -1,106 +1,115 @@
-"""Graceful stop: no new connections, requests in flight answered (bounded wait), exit 0."""
+"""Graceful stop on SIGTERM: /health turns 503, no new connections, requests in flight
+answered (bounded wait), exit 0; all within ECS's stop timeout."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import http.client
 import threading
 import time
-from pathlib import Path
 
-from . import toy_model
-from .helpers import SERVER_DIR, call, log_lines, refuses_connections
-from .toy_model import GatedModel, SlowModel
+from .helpers import call, refuses_connections
+from .toy_model import SlowModel, SlowToLoad
 
 
-def test_stop_finishes_the_request_in_flight_and_refuses_new_connections(publish, start_service, gate):
-    # Given a request whose predict() is running
-    service = start_service(publish(GatedModel()))
+def _wait_for_file(path, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path.exists()
+
+
+def test_sigterm_answers_the_request_in_flight_refuses_new_connections_then_exits_0(publish, start_server, tmp_path):
+    # Given two workers, one of them in a predict() that takes 1.5 s
+    marker = tmp_path / "predict-started"
+    server = start_server(publish(SlowModel(delay=1.5, marker=str(marker))), WORKERS=2)
     replies = []
-    client = threading.Thread(target=lambda: replies.append(call(service.port, "POST", "/predict", {"instances": [[1, 2, 3]]})))
+    client = threading.Thread(target=lambda: replies.append(call(server.port, "POST", "/predict", {"instances": [[1, 2]]})))
     client.start()
-    assert toy_model.GATE_ENTERED.wait(5)
+    assert _wait_for_file(marker), "the request never reached predict()"
 
-    # When the server is asked to stop (what SIGTERM does)
-    results = []
-    stopper = threading.Thread(target=lambda: results.append(service.stop(timeout=5)))
-    stopper.start()
+    # When the process gets SIGTERM (what ECS sends to stop the task)
+    server.process.send_signal(15)
 
     # Then new connections are refused while that request is still running
-    assert refuses_connections(service.port)
-    assert service.server.in_flight == 1 and not results
-    # And once predict() returns, the client gets its full answer and the stop completes
-    toy_model.GATE_RELEASE.set()
-    client.join(5)
-    stopper.join(5)
-    assert replies[0].status == 200
-    assert replies[0].json == {"predictions": [3]}
-    assert replies[0].headers["connection"] == "close"
-    assert results == [True]
-
-
-def test_stop_waits_only_a_bounded_time_for_a_stuck_request(publish, start_service, gate):
-    # Given a request whose predict() does not return
-    service = start_service(publish(GatedModel()))
-    threading.Thread(target=call, args=(service.port, "POST", "/predict", {"instances": [[1]]}), daemon=True).start()
-    assert toy_model.GATE_ENTERED.wait(5)
-
-    # When the server stops with a 0.3 s limit
-    started = time.monotonic()
-    drained = service.stop(timeout=0.3)
-
-    # Then it gives up after about that long and reports the request as unfinished
-    assert drained is False
-    assert time.monotonic() - started < 2
-
-
-def _pythonpath_for_toy_model() -> str:
-    # Unpickling imports toy_model by its module name (e.g. "server.toy_model"): put the
-    # directory that holds its top-level package on the child's path.
-    depth = len(toy_model.__name__.split("."))
-    return os.pathsep.join([str(SERVER_DIR), str(Path(toy_model.__file__).resolve().parents[depth - 1])])
-
-
-def test_sigterm_lets_the_process_answer_the_request_in_flight_then_exit_0(publish, aws_env, tmp_path):
-    # Given `python -m aurelius_server` serving a model whose predict() takes 0.5 s
-    marker = tmp_path / "predict-started"
-    published = publish(SlowModel(delay=0.5, marker=str(marker)))
-    env = {**os.environ, "PYTHONPATH": _pythonpath_for_toy_model(), "MODEL_S3_URI": published.uri,
-           "MODEL_VERSION_ID": published.version_id, "HOST": "127.0.0.1", "PORT": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "aurelius_server"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = None
-        for line in process.stdout:  # the first lines: listening, ..., model_loaded
-            entry = log_lines(line)[0]
-            port = entry.get("port", port)
-            if entry["event"] in ("model_loaded", "startup_failed"):
-                break
-        assert entry["event"] == "model_loaded", entry
-        replies = []
-        client = threading.Thread(target=lambda: replies.append(call(port, "POST", "/predict", {"instances": [[1, 2]]})))
-        client.start()
-        deadline = time.monotonic() + 5
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert marker.exists(), "the request never reached predict()"
-
-        # When the process gets SIGTERM
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=10)
-        client.join(5)
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-    # Then the request in flight was answered, and the process exited 0
+    assert refuses_connections(server.port)
+    assert server.process.poll() is None
+    # And the request in flight gets its full answer, told to close the connection
+    client.join(10)
     assert replies and replies[0].status == 200 and replies[0].json == {"predictions": [3]}
-    assert process.returncode == 0, err
-    # And everything it logged is one JSON object per line (nothing on stderr)
-    lines = log_lines(out)
-    stopping = next(line for line in lines if line["event"] == "stopping")
-    assert stopping["in_flight"] == 1
-    assert lines[-1]["event"] == "stopped" and lines[-1]["level"] == "INFO"
-    assert err == ""
+    assert replies[0].headers["connection"] == "close"
+    # And the process exits 0, having logged one JSON object per line and nothing on stderr
+    assert server.terminate() == 0
+    stopping = server.events("stopping")
+    assert len(stopping) == 2 and sum(line["in_flight"] for line in stopping) == 1
+    assert server.lines[-1]["event"] == "stopped" and server.lines[-1]["level"] == "INFO"
+    assert server.stderr == ""
+
+
+def test_health_is_503_stopping_on_a_kept_alive_connection_after_sigterm(publish, start_server, tmp_path):
+    # Given a keep-alive connection that has been answered once, and a request in flight
+    # elsewhere that keeps the worker draining
+    marker = tmp_path / "predict-started"
+    server = start_server(publish(SlowModel(delay=2.0, marker=str(marker))), WORKERS=1)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("GET", "/health")
+    first = connection.getresponse()
+    first.read()
+    assert first.status == 200
+    threading.Thread(target=call, args=(server.port, "POST", "/predict", {"instances": [[1]]}), daemon=True).start()
+    assert _wait_for_file(marker)
+
+    # When SIGTERM arrives and the load balancer checks /health again on that connection
+    server.process.send_signal(15)
+    server.wait_for("stopping", timeout=5)
+    connection.request("GET", "/health")
+    second = connection.getresponse()
+
+    # Then the answer is 503 stopping, and the connection is closed after it
+    assert (second.status, second.read()) == (503, b'{"status": "stopping"}')
+    assert second.getheader("Connection") == "close"
+    connection.close()
+    assert server.terminate() == 0
+
+
+def test_a_stuck_request_is_given_up_after_the_shutdown_timeout(publish, start_server, tmp_path):
+    # Given a request whose predict() takes far longer than SHUTDOWN_TIMEOUT_SECONDS (1 s)
+    marker = tmp_path / "predict-started"
+    server = start_server(publish(SlowModel(delay=30, marker=str(marker))), SHUTDOWN_TIMEOUT_SECONDS=1)
+    outcome = []
+
+    def stuck_client():
+        try:
+            outcome.append(call(server.port, "POST", "/predict", {"instances": [[1]]}, timeout=40))
+        except OSError as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=stuck_client, daemon=True)
+    client.start()
+    assert _wait_for_file(marker)
+
+    # When the process gets SIGTERM
+    started = time.monotonic()
+    code = server.terminate(timeout=20)
+
+    # Then it stops after about the shutdown timeout, not after the request, and still exits 0
+    assert code == 0
+    assert time.monotonic() - started < 10
+    # And the unfinished request's connection was cut (no answer), not left hanging
+    client.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError)
+
+
+def test_sigterm_while_the_model_is_loading_stops_at_once_with_exit_0(publish, start_server, tmp_path):
+    # Given a server whose model load never finishes (until the test releases it)
+    server = start_server(publish(SlowToLoad(str(tmp_path / "never-released"), [1.0])), healthy=False)
+    assert call(server.port, "GET", "/health").status == 503
+
+    # When the process gets SIGTERM
+    started = time.monotonic()
+    code = server.terminate(timeout=15)
+
+    # Then it exits 0 promptly, without waiting for the load, and says so last
+    assert code == 0
+    assert time.monotonic() - started < 5
+    assert [line["event"] for line in server.lines][-2:] == ["signal", "stopped"]
+    assert server.stderr == ""

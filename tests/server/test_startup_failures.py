@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import socket
 from typing import Any
 
 import pytest
-
 from aurelius_server.app import main
 from aurelius_server.config import parse_s3_uri
 from aurelius_server.loader import ModelLoadError, load_model
@@ -135,19 +133,29 @@ def test_start_up_fails_on_bad_configuration_naming_the_uri_and_version(capsys, 
 
 
 class _StubS3:
-    """An S3 client whose GetObject returns given bytes and headers, as botocore would
-    after skipping its own check (an algorithm it cannot compute, an older botocore)."""
+    """An S3 client whose HeadObject announces given headers and whose download writes given
+    bytes (what a botocore without its own check, or a cut connection, would leave us with).
+    It records what the loader asked for and the download file it was handed."""
 
-    def __init__(self, body: bytes, **headers: Any):
-        self.body, self.headers, self.calls = body, headers, []
+    def __init__(self, body: bytes, length: int | None = None, **headers: Any):
+        self.body, self.length, self.headers = body, len(body) if length is None else length, headers
+        self.calls: list[tuple[str, dict]] = []
+        self.download_file: str | None = None
+        self.download_mode: int | None = None
 
-    def get_object(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(kwargs)
-        return {"Body": io.BytesIO(self.body), "ContentLength": len(self.body), "VersionId": kwargs["VersionId"], **self.headers}
+    def head_object(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("HeadObject", kwargs))
+        return {"ContentLength": self.length, "VersionId": kwargs["VersionId"], **self.headers}
+
+    def download_fileobj(self, **kwargs: Any) -> None:
+        self.calls.append(("Download", {k: v for k, v in kwargs.items() if k not in ("Fileobj", "Config")}))
+        fileobj = kwargs["Fileobj"]
+        self.download_file, self.download_mode = fileobj.name, os.fstat(fileobj.fileno()).st_mode & 0o777
+        fileobj.write(self.body)
 
 
 def test_loader_itself_refuses_bytes_that_do_not_match_the_stored_checksum():
-    # Given S3 returns bytes whose stored SHA256 is for other bytes, and nothing checked it yet
+    # Given S3 announces a SHA256 for other bytes, and nothing checked it during the download
     body = b"\x80\x04N."  # pickle of None: must never be unpickled
     stored = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
     s3 = _StubS3(body, ChecksumSHA256=stored)
@@ -158,7 +166,26 @@ def test_loader_itself_refuses_bytes_that_do_not_match_the_stored_checksum():
 
     # Then it refuses, naming URI, version and the mismatch, after asking for that exact version
     assert str(raised.value).startswith("cannot load model s3://models-bucket/m.pkl version v7: checksum mismatch")
-    assert s3.calls == [{"Bucket": "models-bucket", "Key": "m.pkl", "VersionId": "v7", "ChecksumMode": "ENABLED"}]
+    assert s3.calls == [
+        ("HeadObject", {"Bucket": "models-bucket", "Key": "m.pkl", "VersionId": "v7", "ChecksumMode": "ENABLED"}),
+        ("Download", {"Bucket": "models-bucket", "Key": "m.pkl", "ExtraArgs": {"VersionId": "v7"}}),
+    ]
+    # And the downloaded bytes were in a private file, deleted again
+    assert s3.download_mode == 0o600
+    assert not os.path.exists(s3.download_file)
+
+
+def test_loader_refuses_a_truncated_download():
+    # Given S3 announced 1000 bytes and the download delivered 4
+    s3 = _StubS3(b"\x80\x04N.", length=1000)
+
+    # When the loader loads it
+    with pytest.raises(ModelLoadError) as raised:
+        load_model(parse_s3_uri("s3://models-bucket/m.pkl"), "v7", s3)
+
+    # Then it refuses before unpickling, and leaves no file behind
+    assert "truncated download: 4 of 1000 bytes" in str(raised.value)
+    assert not os.path.exists(s3.download_file)
 
 
 def test_loader_refuses_a_response_for_another_version():
@@ -169,8 +196,9 @@ def test_loader_refuses_a_response_for_another_version():
     with pytest.raises(ModelLoadError) as raised:
         load_model(parse_s3_uri("s3://models-bucket/m.pkl"), "v7", s3)
 
-    # Then it refuses to serve it
+    # Then it refuses to serve it, without downloading it
     assert "S3 returned version v8 instead" in str(raised.value)
+    assert [name for name, _ in s3.calls] == ["HeadObject"]
 
 
 def test_start_up_fails_when_the_port_is_taken(publish, capsys, restore_logging):

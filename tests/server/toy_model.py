@@ -73,3 +73,36 @@ class SlowModel:
         Path(self.marker).touch()
         time.sleep(self.delay)
         return [sum(row) for row in instances]
+
+
+def _linear_once_released(release: str, weights: list[float]) -> LinearModel:
+    deadline = time.monotonic() + 30
+    while not Path(release).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never released the load")
+        time.sleep(0.02)
+    return LinearModel(weights)
+
+
+class SlowToLoad:
+    """Unpickles into a LinearModel only once the file ``release`` exists: a model load that
+    takes as long as the test wants (for a server in another process)."""
+
+    def __init__(self, release: str, weights: list[float]):
+        self.release, self.weights = release, weights
+
+    def __reduce__(self):
+        return _linear_once_released, (self.release, self.weights)
+
+
+class CountingModel:
+    """predict: the row sums; pure-Python work of about ``loops`` iterations per call."""
+
+    def __init__(self, loops: int = 0):
+        self.loops = loops
+
+    def predict(self, instances):
+        total = 0
+        for i in range(self.loops):
+            total += i
+        return [sum(row) for row in instances]
