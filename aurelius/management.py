@@ -1,6 +1,6 @@
 """The shared shell of the management scripts in infra/*/management-scripts/.
 
-Contract (DESIGN.md): ``--environment ENV [--settings FILE] [--dry-run]``; exit 0 done,
+Contract (docs/design.md#contracts): ``--environment ENV [--settings FILE] [--dry-run]``; exit 0 done,
 2 bad settings or arguments (before any AWS call), 1 AWS-side failure. Each script only
 says which settings model it reads, which template it deploys and which parameters it sends.
 """
@@ -16,7 +16,7 @@ from typing import Any, Callable, Generic, Sequence
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurelius.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
 from aurelius.naming import InvalidName
 from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
 from aurelius.stack_deploy import (
@@ -47,22 +47,43 @@ class ScriptContext(Generic[S]):
     def client(self, service: str) -> Any:
         return self.session.client(service)
 
-    def stack_spec(self, template: Path, parameters: list[dict[str, Any]], what: str) -> StackSpec:
+    def stack_spec(
+        self,
+        template: Path,
+        parameters: list[dict[str, Any]],
+        what: str,
+        capabilities: tuple[str, ...] = ("CAPABILITY_IAM",),
+        role_arn: str | None = None,
+    ) -> StackSpec:
         """What every aurelius stack sends besides its parameters: name, template, IAM
-        capability (the templates create unnamed roles), the settings' tags plus the environment."""
+        capability (CAPABILITY_NAMED_IAM for a template that names its roles), the settings'
+        tags plus the environment, and the CloudFormation service role if there is one."""
         return StackSpec(
             stack_name=self.env.stack_name,
             template_body=template.read_text(encoding="utf-8"),
             parameters=parameters,
-            capabilities=("CAPABILITY_IAM",),
+            capabilities=capabilities,
             tags={**self.env.settings.tags, "aurelius:environment": self.env.name},
             description=f"aurelius {what}, environment {self.env.name}",
+            role_arn=role_arn,
         )
 
     def network_parameters(self) -> list[dict[str, Any]]:
         """VpcId and SubnetIds, resolving `default_vpc: true` with EC2 describes."""
         vpc_id, subnet_ids = resolve_network(self.client("ec2"), self.env.settings.network)
         return [parameter("VpcId", vpc_id), parameter("SubnetIds", subnet_ids)]
+
+    def service_network_parameters(self) -> list[dict[str, Any]]:
+        """VpcId, TaskSubnetIds, LoadBalancerSubnetIds and LoadBalancerScheme of a ServiceNetwork."""
+        network = self.env.settings.network
+        vpc_id, task_subnets = resolve_network(self.client("ec2"), network)
+        load_balancer_subnets = getattr(network, "load_balancer_subnet_ids", None) or task_subnets
+        return [
+            parameter("VpcId", vpc_id),
+            parameter("TaskSubnetIds", task_subnets),
+            parameter("LoadBalancerSubnetIds", load_balancer_subnets),
+            parameter("LoadBalancerScheme", getattr(network, "load_balancer_scheme", "internet-facing")),
+        ]
 
 
 def capacity_parameters(capacity: Capacity) -> list[dict[str, Any]]:
@@ -99,7 +120,7 @@ def add_model_version_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def pinned_model_parameters(ctx: ScriptContext[Any], model: ModelLocation, deployed: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """ModelS3Uri / ModelVersionId for a stack deployed by a person (DESIGN.md, "Who moves the model").
+    """ModelS3Uri / ModelVersionId for a stack deployed by a person (docs/design.md#who-moves-the-model).
 
     ``deployed`` is the stack as DescribeStacks returns it (None before the first create).
     Keep what is deployed unless a version is named; on create (or when the settings point at
@@ -126,6 +147,7 @@ def run_management_script(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     out: Callable[[str], None] = print,
     poll_seconds: float = 5.0,
+    after: Callable[[ScriptContext[S], DeployResult], None] | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
@@ -148,6 +170,8 @@ def run_management_script(
         result: DeployResult = StackDeployer(ctx.client("cloudformation"), out=out, poll_seconds=poll_seconds).deploy(
             spec, dry_run=args.dry_run
         )
+        if after:  # what a script tells a person once its stack is there (e.g. the next commands)
+            after(ctx, result)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

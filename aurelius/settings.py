@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, Mapping, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Mapping, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
 
 from aurelius.naming import PART_PATTERN, InvalidName, Namer
 
@@ -41,6 +41,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _check_subnets(value: list[str] | None) -> list[str] | None:
+    if value is not None:
+        if len(value) < 2:
+            raise ValueError("list at least two subnets in different Availability Zones (load balancers need two)")
+        for subnet in value:
+            if not re.match(r"^subnet-[0-9a-f]+$", subnet):
+                raise ValueError(f"{subnet!r} is not a subnet id (subnet-...)")
+    return value
+
+
 class Network(_Strict):
     """Either ``default_vpc: true`` or an explicit ``vpc_id`` with ``subnet_ids``."""
 
@@ -51,13 +61,7 @@ class Network(_Strict):
     @field_validator("subnet_ids")
     @classmethod
     def _subnets(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            if len(value) < 2:
-                raise ValueError("list at least two subnets in different Availability Zones (load balancers need two)")
-            for subnet in value:
-                if not re.match(r"^subnet-[0-9a-f]+$", subnet):
-                    raise ValueError(f"{subnet!r} is not a subnet id (subnet-...)")
-        return value
+        return _check_subnets(value)
 
     @model_validator(mode="after")
     def _one_form(self) -> "Network":
@@ -66,6 +70,30 @@ class Network(_Strict):
             raise ValueError("set either default_vpc: true, or both vpc_id and subnet_ids")
         if explicit and (self.vpc_id is None or self.subnet_ids is None):
             raise ValueError("vpc_id and subnet_ids go together")
+        return self
+
+
+class ServiceNetwork(Network):
+    """The service's network: tasks in ``subnet_ids``, the load balancer in its own subnets.
+
+    An internet-facing load balancer needs public subnets while the tasks (no public IP) need
+    private subnets with a NAT gateway or VPC endpoints; one list cannot serve both.
+    ``load_balancer_subnet_ids`` defaults to ``subnet_ids`` (fine for an internal load balancer
+    and for the default VPC of the local sandbox).
+    """
+
+    load_balancer_subnet_ids: list[str] | None = None
+    load_balancer_scheme: str = Field(default="internet-facing", pattern=r"^(internet-facing|internal)$")
+
+    @field_validator("load_balancer_subnet_ids")
+    @classmethod
+    def _load_balancer_subnets(cls, value: list[str] | None) -> list[str] | None:
+        return _check_subnets(value)
+
+    @model_validator(mode="after")
+    def _load_balancer_needs_explicit_vpc(self) -> "ServiceNetwork":
+        if self.load_balancer_subnet_ids is not None and self.default_vpc:
+            raise ValueError("load_balancer_subnet_ids needs vpc_id and subnet_ids (not default_vpc)")
         return self
 
 
@@ -135,6 +163,86 @@ class ClusterSettings(EnvironmentSettings):
     stack_type: ClassVar[str] = "cluster-stack"
 
 
+class SmokeTest(_Strict):
+    """Rows the model must predict before its task turns healthy (the server's SMOKE_TEST_* environment).
+
+    ``expected`` (one number per row) and ``tolerance`` are optional; the model object's S3 user
+    metadata ``aurelius-smoke-expected`` / ``aurelius-smoke-tolerance`` override them per version.
+    """
+
+    instances: list[list[FiniteFloat]] = Field(min_length=1)
+    expected: list[FiniteFloat] | None = None
+    tolerance: FiniteFloat | None = Field(default=None, ge=0)
+
+    @field_validator("instances")
+    @classmethod
+    def _rows(cls, value: list[list[float]]) -> list[list[float]]:
+        if any(not row for row in value):
+            raise ValueError("every row needs at least one number")
+        if len({len(row) for row in value}) > 1:
+            raise ValueError("every row needs the same number of values (the model's features)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_expected_per_row(self) -> SmokeTest:
+        if self.expected is not None and len(self.expected) != len(self.instances):
+            raise ValueError(f"expected has {len(self.expected)} values for {len(self.instances)} rows (one per row)")
+        if self.tolerance is not None and self.expected is None:
+            raise ValueError("tolerance needs expected (the values it applies to)")
+        return self
+
+
+class DeploymentAlarms(_Strict):
+    """Thresholds of the service stack's deployment alarms (ECS rolls back when one fires).
+
+    Each alarm fires after ``evaluation_periods`` periods of ``period_seconds`` in breach.
+    """
+
+    # PredictionErrors / Predictions of the new model version, in percent.
+    error_rate_percent: FiniteFloat = Field(default=5.0, gt=0, le=100)
+    # HTTPCode_Target_5XX_Count of the target group(s), per period.
+    target_5xx_count: int = Field(default=10, ge=1)
+    # UnHealthyHostCount of the target group(s) (maximum in a period).
+    unhealthy_hosts: int = Field(default=1, ge=1)
+    # CloudWatch metric alarms: period 10, 30 or a multiple of 60 seconds.
+    period_seconds: int = Field(default=60, ge=10, le=86400)
+    evaluation_periods: int = Field(default=2, ge=1, le=10)
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        if value not in (10, 30) and value % 60:
+            raise ValueError("10, 30 or a multiple of 60 seconds (CloudWatch alarm periods)")
+        return value
+
+
+class Rollout(_Strict):
+    """How a new task definition revision takes traffic.
+
+    ``rolling`` (default): ECS rolling update with the circuit breaker, as before.
+    ``canary``: ECS native canary: ``canary_percent`` of the traffic for
+    ``canary_bake_minutes``, then all of it, then ``bake_minutes`` before the old tasks stop.
+    The deployment alarms roll back either strategy.
+    ``deadline_seconds``: how long an update aurelius started may run before the redeployer
+    cancels it; default: derived from these settings and the template's health check.
+    """
+
+    strategy: Literal["rolling", "canary"] = "rolling"
+    # ECS: 0.1-100 in steps of 0.1; 100 would be blue/green, not a canary.
+    canary_percent: FiniteFloat = Field(default=10.0, ge=0.1, lt=100)
+    canary_bake_minutes: int = Field(default=5, ge=0, le=1440)
+    bake_minutes: int = Field(default=5, ge=0, le=1440)
+    deadline_seconds: int | None = Field(default=None, ge=60, le=86400)
+    alarms: DeploymentAlarms = Field(default_factory=DeploymentAlarms)
+
+    @field_validator("canary_percent")
+    @classmethod
+    def _tenths(cls, value: float) -> float:
+        if abs(value * 10 - round(value * 10)) > 1e-9:
+            raise ValueError("a multiple of 0.1 (ECS CanaryPercent)")
+        return value
+
+
 class ServiceSettings(EnvironmentSettings):
     cluster_name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
     image: str = Field(min_length=1)
@@ -144,8 +252,16 @@ class ServiceSettings(EnvironmentSettings):
     desired_count: int = Field(default=2, ge=1)
     allowed_ingress_cidr: Cidr = "0.0.0.0/0"
     model: ModelLocation
+    network: ServiceNetwork
+    smoke_test: SmokeTest | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
 
-    name_types: ClassVar[tuple[str, ...]] = ("alb", "tg", "svc", "task", "logs")
+    # cfn-role is the trigger stack's CloudFormation service role, found by this name.
+    name_types: ClassVar[tuple[str, ...]] = (
+        "alb", "tg", "svc", "task", "logs", "task-role", "exec-role", "cfn-role",
+        # safe rollout: the canary's second target group and traffic-shifting role, the deployment alarms
+        "tg-alt", "ecs-lb-role", "alarm-errors", "alarm-5xx", "alarm-unhealthy",
+    )
     stack_type: ClassVar[str] = "service-stack"
 
 class ElbSettings(EnvironmentSettings):

@@ -1,10 +1,10 @@
 """Row 4. Rollout budget: the rollout time the ecs-service template's settings imply, next to the
 same figure with AWS's defaults. Computed, not measured: moto does not run a rollout.
 
-The settings are read from infra/ecs-service/template.yaml with cfn-lint's YAML loader (the
-target group's health check and deregistration delay, the service's deployment configuration
-and health check grace period); a setting the template leaves out takes AWS's default. The
-desired count is the prod environment's (infra/ecs-service/management-scripts/service-settings.yml).
+The settings are read from infra/ecs-service/template.yaml (the primary target group's health
+check and deregistration delay, the service's deployment configuration and health check grace
+period); a setting the template leaves out takes AWS's default. The desired count and the
+rollout block are the prod environment's (infra/ecs-service/management-scripts/service-settings.yml).
 
 AWS defaults (ALB target group; ECS service), from AWS documentation:
 health check every 30 s, 5 passes to turn healthy, 2 failures to turn unhealthy; deregistration
@@ -29,64 +29,59 @@ is left out, as is the container's stop timeout.
       per task: ECS stops a task that never turns healthy after max(grace period,
                 unhealthy threshold × interval)
       T = ceil(F / batch) × max(grace, unhealthy threshold × interval)
+
+The canary path (prod's settings: rollout.strategy canary), next to rolling with the same
+template:
+  good version, until the old tasks stop:
+      T = interval × healthy threshold + canary bake + deployment bake + draining
+  what the bake time buys, for a version that turns healthy and then fails its requests
+  (only the deployment alarms can catch it): the share of production traffic that meets it
+  before the first alarm can fire (period × evaluation periods), in traffic-seconds
+  (100 % of the traffic for one second = 1):
+      rolling: 100 % × window        canary: canary percent × window
+  (a canary whose bake is shorter than the window would move all traffic before the alarm:
+   the row says so)
+  the update's deadline (RolloutDeadlineSeconds, aurelius.rollout): what deploy-service.py
+  sends for prod, against the same formula for rolling.
+The template is read with aurelius.rollout (the deploy script's own reader).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
-import yaml
-from cfnlint.decode import cfn_yaml
-
+from aurelius.rollout import AWS_DEFAULTS, Timing, load_template, rollout_deadline_seconds, template_timing
+from aurelius.settings import Rollout, ServiceSettings, load_environment
 from bench import REPO, Row, ratio
 
 TEMPLATE = REPO / "infra/ecs-service/template.yaml"
 SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 
-
-@dataclass(frozen=True)
-class Settings:
-    interval: int = 30
-    healthy_threshold: int = 5
-    unhealthy_threshold: int = 2
-    deregistration_delay: int = 300
-    grace: int = 0
-    maximum_percent: int = 200
-    minimum_healthy_percent: int = 100
-    circuit_breaker: bool = False
-
-
-AWS_DEFAULTS = Settings()
-
-
-def _only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
-    (found,) = [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == resource_type]
-    return found
+Settings = Timing  # the name the rows below were written with
 
 
 def template_settings() -> Settings:
-    template = cfn_yaml.load(str(TEMPLATE))
-    group = _only(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
-    service = _only(template, "AWS::ECS::Service")
-    attributes = {a["Key"]: a["Value"] for a in group.get("TargetGroupAttributes", [])}
-    deployment = service.get("DeploymentConfiguration", {})
-    d = AWS_DEFAULTS
-    return Settings(
-        interval=int(group.get("HealthCheckIntervalSeconds", d.interval)),
-        healthy_threshold=int(group.get("HealthyThresholdCount", d.healthy_threshold)),
-        unhealthy_threshold=int(group.get("UnhealthyThresholdCount", d.unhealthy_threshold)),
-        deregistration_delay=int(attributes.get("deregistration_delay.timeout_seconds", d.deregistration_delay)),
-        grace=int(service.get("HealthCheckGracePeriodSeconds", d.grace)),
-        maximum_percent=int(deployment.get("MaximumPercent", d.maximum_percent)),
-        minimum_healthy_percent=int(deployment.get("MinimumHealthyPercent", d.minimum_healthy_percent)),
-        circuit_breaker=bool(deployment.get("DeploymentCircuitBreaker", {}).get("Enable", d.circuit_breaker)),
-    )
+    return template_timing(load_template(TEMPLATE))
+
+
+def prod_settings() -> ServiceSettings:
+    return load_environment(SETTINGS, ServiceSettings, "prod").settings
 
 
 def desired_count(environment: str = "prod") -> int:
-    return int(yaml.safe_load(SETTINGS.read_text())["environments"][environment]["desired_count"])
+    return load_environment(SETTINGS, ServiceSettings, environment).settings.desired_count
+
+
+def canary_good(s: Settings, rollout: Rollout) -> int:
+    return s.interval * s.healthy_threshold + 60 * (rollout.canary_bake_minutes + rollout.bake_minutes) + s.deregistration_delay
+
+
+def exposure(rollout: Rollout) -> tuple[float, float, int]:
+    """(rolling, canary) traffic-seconds a healthy-but-failing version serves before the first
+    alarm can fire, and that window in seconds."""
+    window = rollout.alarms.period_seconds * rollout.alarms.evaluation_periods
+    canary_share = rollout.canary_percent / 100 if 60 * rollout.canary_bake_minutes >= window else 1.0
+    return 1.0 * window, canary_share * window, window
 
 
 def good_ready(s: Settings) -> int:
@@ -107,7 +102,13 @@ def bad_until_rollback(s: Settings, desired: int) -> tuple[int, int, int]:
 
 def run(**_) -> tuple[list[Row], dict]:
     ours, aws = template_settings(), AWS_DEFAULTS
-    desired = desired_count()
+    prod = prod_settings()
+    canary = prod.rollout
+    desired = prod.desired_count
+    rolling = canary.model_copy(update={"strategy": "rolling"})
+    exposed_rolling, exposed_canary, window = exposure(canary)
+    deadline_canary = rollout_deadline_seconds(canary, ours, desired)
+    deadline_rolling = rollout_deadline_seconds(rolling, ours, desired)
     bad_ours, trip, batches = bad_until_rollback(ours, desired)
     bad_aws, _, _ = bad_until_rollback(aws, desired)
     rows = [
@@ -136,5 +137,38 @@ def run(**_) -> tuple[list[Row], dict]:
             f"{trip} failed tasks trip the breaker; AWS's default has the breaker off: no automatic rollback at all. "
             f"The template's {ours.grace} s grace (model download) is what a faster failure would trade away",
         ),
+        Row(
+            "4",
+            "canary path (prod settings), good version until the old tasks stop: interval × healthy threshold + canary bake + bake + draining",
+            f"{canary_good(ours, canary)} s ({ours.interval} × {ours.healthy_threshold} + {canary.canary_bake_minutes} min"
+            f" + {canary.bake_minutes} min + {ours.deregistration_delay})",
+            f"{good_late(ours)} s, rolling with the same template",
+            ratio(canary_good(ours, canary), good_late(ours)),
+            "what the bake time costs: the rollout holds the stack this much longer (newer models wait)",
+        ),
+        Row(
+            "4",
+            f"canary path, what it protects: traffic a healthy-but-failing version serves before the first alarm can fire"
+            f" ({canary.alarms.period_seconds} s × {canary.alarms.evaluation_periods})",
+            f"{exposed_canary:g} traffic-seconds ({canary.canary_percent:g} % × {window} s)",
+            f"{exposed_rolling:g} traffic-seconds (100 % × {window} s), rolling",
+            ratio(exposed_canary, exposed_rolling),
+            "the error-rate and 5xx alarms then roll the deployment back (DeploymentConfiguration.Alarms); "
+            "the circuit breaker cannot see a task that is healthy",
+        ),
+        Row(
+            "4",
+            "rollout deadline sent as RolloutDeadlineSeconds (prod, canary): healthy + bakes + alarm window + draining + breaker + margin",
+            f"{deadline_canary} s",
+            f"{deadline_rolling} s, the same settings rolling",
+            ratio(deadline_canary, deadline_rolling),
+            "past it the redeployer cancels an update it started; a rollback that ends by itself fits inside it",
+        ),
     ]
-    return rows, {"template": ours.__dict__, "aws_defaults": aws.__dict__, "desired_count": desired}
+    return rows, {
+        "template": ours.__dict__,
+        "aws_defaults": aws.__dict__,
+        "desired_count": desired,
+        "prod_rollout": canary.model_dump(),
+        "deadline_seconds": {"canary": deadline_canary, "rolling": deadline_rolling},
+    }

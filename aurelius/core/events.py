@@ -50,7 +50,7 @@ def _from_s3_notification(event: Mapping[str, Any], bucket: str, key: str) -> Wa
     try:
         for record in S3Event(dict(event)).records:
             name = record.event_name or ""
-            # Keys arrive URL-encoded: "my model.pkl" as "my+model.pkl" (aws.md).
+            # Keys arrive URL-encoded: "my model.pkl" as "my+model.pkl" (docs/aws.md#s3-event-notifications).
             got_bucket, got_key = record.s3.bucket.name, unquote_plus(record.s3.get_object.key)
             if record.event_source != "aws:s3" or not name.startswith("ObjectCreated:"):
                 reasons.append(f"{name or 'unnamed'} event is not an object creation")

@@ -3,8 +3,12 @@
 Steps: start moto on 127.0.0.1; deploy the cluster, trigger, service and no-Docker stacks with
 their own scripts (the trigger stack translated from template.yaml); upload a model and let the
 S3 notification reach redeploy_service through the local Lambda runtime; upload two versions in
-quick succession; fire one scheduled_refresh tick. Each step is checked through the AWS API and
-printed on a timeline. Exit 0 when the loop worked, 1 naming the failed step otherwise.
+quick succession; fire one scheduled_refresh tick. Then a bad model: its upload is deployed,
+the real model server (run with the task's environment against this moto) refuses it, the
+rollback ECS and CloudFormation would do is emulated (moto runs no tasks), a tick shows the
+version marked failed and not retried, and the next good upload deploys and is served. Each
+step is checked through the AWS API and printed on a timeline. Exit 0 when the loop worked, 1
+naming the failed step otherwise.
 
     python -m aurelius.sandbox.demo [--keep]
 """
@@ -16,15 +20,21 @@ import io
 import json
 import os
 import pickle
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from aurelius.core.reconcile import MODEL_VERSION_PARAMETER
+from aurelius.sandbox import moto_compat
+from aurelius.sandbox.demo_models import BrokenModel, DemoModel
 from aurelius.sandbox.environment import LocalAws, local_aws
 from aurelius.sandbox.triggers import REPO, TriggerStack, install_trigger_stack
-from aurelius.core.reconcile import MODEL_VERSION_PARAMETER
 from aurelius.stack_deploy import describe_stack, stack_parameters
 from aurelius.status import revision_of, task_definition_of
 
@@ -37,6 +47,19 @@ SCRIPTS = {
 }
 SCHEDULE_EVENT = REPO / "tests/events/schedule.json"
 LOG_DIR = REPO / ".sandbox"
+SERVER = REPO / "server"
+# The container environment the service template gives the model server, by stack parameter
+# (infra/ecs-service/template.yaml, TaskDefinition; tests/unit/test_service_template_rollout.py
+# checks the two agree).
+# Read from the stack's parameters: moto loses the environment of revisions made by updates.
+TASK_ENVIRONMENT = {
+    "MODEL_S3_URI": "ModelS3Uri",
+    "MODEL_VERSION_ID": "ModelVersionId",
+    "SERVICE_NAME": "ServiceName",
+    "SMOKE_TEST_INSTANCES": "SmokeTestInstances",
+    "SMOKE_TEST_EXPECTED": "SmokeTestExpected",
+    "SMOKE_TEST_TOLERANCE": "SmokeTestTolerance",
+}
 
 
 class StepFailed(Exception):
@@ -74,9 +97,36 @@ class Timeline:
         self.out(f"  {len(self.steps):>2}. {step.name:<42} {step.seconds:6.2f}s  {str(step.before):<28} -> {str(step.after):<28} {step.note}")
 
 
-def demo_model(version: int) -> bytes:
-    """A model pickle made of plain data (the demo's server never runs; nothing unpickles it here)."""
-    return pickle.dumps({"model": "aurelius-demo", "version": version, "weights": [0.5 * version, 1.0]})
+def demo_model(version: int, broken: bool = False) -> bytes:
+    """A model pickle. Only the model server unpickles it (aurelius.sandbox.demo_models)."""
+    return pickle.dumps(BrokenModel(version) if broken else DemoModel(version))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ServerRun:
+    """One run of the real model server: its exit code (None: still serving) and its log lines."""
+
+    exit_code: int | None
+    lines: list[dict[str, Any]]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for raw in text.splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            lines.append({"event": "text", "message": raw})
+    return lines
 
 
 class Demo:
@@ -85,6 +135,10 @@ class Demo:
         session = aws.session()
         self.s3, self.cfn = session.client("s3"), session.client("cloudformation")
         self.trigger: TriggerStack | None = None
+        # The bad-model steps: what was deployed before v5, v5's version id and its update's token.
+        self.good_parameters: dict[str, str] = {}
+        self.bad_version: str | None = None
+        self.bad_token: str | None = None
         self.runtime = aws.runtime
 
     # ------------------------------------------------------------------ observations
@@ -118,8 +172,62 @@ class Demo:
             raise StepFailed(f"deploy {which} stack", f"{SCRIPTS[which].name} exited {done.returncode}: {done.stderr.strip()[-300:]}")
         return done.stdout.strip().splitlines()[-1]
 
-    def upload(self, version: int) -> str:
-        return self.s3.put_object(Bucket=self.trigger.bucket, Key=self.trigger.key, Body=io.BytesIO(demo_model(version)))["VersionId"]
+    def upload(self, version: int, broken: bool = False) -> str:
+        body = io.BytesIO(demo_model(version, broken))
+        return self.s3.put_object(Bucket=self.trigger.bucket, Key=self.trigger.key, Body=body)["VersionId"]
+
+    def stack_parameters(self) -> dict[str, str]:
+        return stack_parameters(describe_stack(self.cfn, SERVICE_STACK) or {})
+
+    def server_environment(self) -> dict[str, str]:
+        """The task's environment, as the service template builds it from the stack parameters,
+        pointed at the sandbox (os.environ holds AWS_ENDPOINT_URL and the fake credentials)."""
+        params = self.stack_parameters()
+        task_env = {name: params[key] for name, key in TASK_ENVIRONMENT.items() if params.get(key)}
+        return {
+            **os.environ,
+            **task_env,
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            "WORKERS": "1",
+            # The server package, and this repository for the demo's model classes.
+            "PYTHONPATH": os.pathsep.join([str(SERVER), str(REPO)]),
+        }
+
+    def run_server(self, step: str, wait_healthy: bool) -> ServerRun:
+        """Run the real model server (python -m aurelius_server) on the stack's pinned version.
+
+        wait_healthy=False: wait for it to exit (a refused model). True: wait until /health
+        answers 200, then stop it with SIGTERM as ECS would.
+        """
+        env = self.server_environment()
+        command = [sys.executable, "-m", "aurelius_server"]
+        LOG_DIR.mkdir(exist_ok=True)
+        with open(LOG_DIR / "model-server.log", "a", encoding="utf-8") as log:
+            if not wait_healthy:
+                done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+                log.write(done.stdout + done.stderr)
+                return ServerRun(done.returncode, _json_lines(done.stdout + done.stderr))
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and proc.poll() is None:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/health", timeout=2) as answer:
+                            if answer.status == 200:
+                                break
+                    except (urllib.error.URLError, OSError):
+                        pass
+                    time.sleep(0.2)
+                else:
+                    output = proc.communicate(timeout=30)[0] if proc.poll() is not None else ""
+                    raise StepFailed(step, f"the model server never turned healthy: {output.strip()[-300:]}")
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                output = proc.communicate(timeout=30)[0]
+                log.write(output)
+            return ServerRun(None, _json_lines(output))
 
     def wait_for_lambda(self, step: str) -> None:
         if not self.runtime.drain(timeout=60):
@@ -135,6 +243,11 @@ class Demo:
         self.step("upload model v2 -> redeploy_service", self.upload_one)
         self.step("upload v3 and v4 in quick succession", self.upload_burst)
         self.step("scheduled_refresh tick", self.tick)
+        self.step("upload bad model v5 -> redeploy_service", self.upload_bad)
+        self.step("real model server on v5: refused", self.serve_bad)
+        self.step("rollback of v5 (EMULATED)", self.emulate_rollback)
+        self.step("scheduled_refresh tick: v5 marked failed", self.tick_after_rollback)
+        self.step("upload good v6 -> deployed and served", self.upload_good_after_bad)
 
     def install_triggers(self) -> str:
         self.trigger = install_trigger_stack(self.aws.session(), self.runtime, "local", out=lambda line: None)
@@ -192,6 +305,61 @@ class Demo:
         if invocation.error or result.get("action") != "in-sync":
             raise StepFailed("scheduled_refresh tick", f"expected in-sync, got {invocation.error or result}")
         return "in sync, nothing to do"
+
+    # ------------------------------------------------------------------ a bad model
+    def upload_bad(self) -> str:
+        self.good_parameters = self.stack_parameters()
+        mark = len(self.runtime.history)
+        self.bad_version = self.upload(5, broken=True)
+        self.wait_for_lambda("upload bad model v5")
+        outcomes = self.outcomes_since(mark)
+        started = [o for o in outcomes if o["action"] == "started"]
+        if len(started) != 1 or self.state().version != self.bad_version:
+            raise StepFailed("upload bad model v5", f"expected one update to v5, got {outcomes}")
+        self.bad_token = started[0]["token"]
+        return "update started; on AWS the new tasks now load v5 and run the smoke test"
+
+    def serve_bad(self) -> str:
+        run = self.run_server("real model server on v5", wait_healthy=False)
+        failed = run.events("startup_failed")
+        if run.exit_code != 1 or len(failed) != 1 or failed[0].get("model_version_id") != self.bad_version:
+            raise StepFailed("real model server on v5", f"expected exit 1 and one startup_failed line for v5, got {run}")
+        if run.events("serving"):
+            raise StepFailed("real model server on v5", "the server served the bad model")
+        return f"exit 1, startup_failed: check '{failed[0].get('check')}' (never healthy)"
+
+    def emulate_rollback(self) -> str:
+        previous = {key: self.good_parameters[key] for key in ("ModelS3Uri", "ModelVersionId")}
+        moto_compat.emulate_rollback(
+            self.cfn,
+            SERVICE_STACK,
+            previous,
+            self.bad_token,
+            reason="(emulated) ECS deployment circuit breaker: tasks failed to start; rolling back",
+        )
+        stack = describe_stack(self.cfn, SERVICE_STACK) or {}
+        if stack.get("StackStatus") != "UPDATE_ROLLBACK_COMPLETE" or self.state().version != previous["ModelVersionId"]:
+            raise StepFailed("rollback of v5", f"expected UPDATE_ROLLBACK_COMPLETE on v4, got {stack.get('StackStatus')}")
+        return "EMULATED, what ECS + CloudFormation do (moto runs no tasks): UPDATE_ROLLBACK_COMPLETE on v4"
+
+    def tick_after_rollback(self) -> str:
+        event = json.loads(SCHEDULE_EVENT.read_text())
+        invocation = self.runtime.invoke_sync(self.trigger.functions["ScheduledRefreshFunction"], event)
+        result = invocation.result or {}
+        if invocation.error or result.get("action") != "skipped" or result.get("wanted_version") != self.bad_version:
+            raise StepFailed("scheduled_refresh tick after the rollback", f"expected v5 skipped, got {invocation.error or result}")
+        return "skipped: v5's rollout rolled back; not retried"
+
+    def upload_good_after_bad(self) -> str:
+        mark = len(self.runtime.history)
+        wanted = self.upload(6)
+        self.wait_for_lambda("upload good v6")
+        if self.state().version != wanted:
+            raise StepFailed("upload good v6", f"expected v6 ({wanted}) deployed, got {self.state()} ({self.outcomes_since(mark)})")
+        run = self.run_server("upload good v6", wait_healthy=True)
+        if not run.events("smoke_test_passed"):
+            raise StepFailed("upload good v6", "the model server turned healthy without passing its smoke test")
+        return "started; the real model server passes the smoke test and turns healthy"
 
     # ------------------------------------------------------------------ --keep
     def explore_help(self) -> str:

@@ -49,7 +49,7 @@ def local_aws(delivery_delay: float = 0.5, lambda_log: TextIO | None = None) -> 
     """Start moto on a free loopback port, point this process at it, stop it on exit."""
     from moto.server import ThreadedMotoServer
 
-    # moto reports every resource type it skips (moto.md lists them) and the server logs
+    # moto reports every resource type it skips (docs/moto.md lists them) and the server logs
     # every request; neither helps a person reading the demo's timeline.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.ERROR)

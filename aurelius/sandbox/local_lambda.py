@@ -1,6 +1,6 @@
 """A small local Lambda runtime: moto's Lambda invocations run our real handlers in-process.
 
-moto would run function code in Docker, which this machine does not have (moto.md). Instead:
+moto would run function code in Docker, which this machine does not have (docs/moto.md#s3-notifications-and-lambda). Instead:
 - an S3 notification (moto calls ``moto.s3.notifications._invoke_awslambda``) is queued and
   delivered asynchronously after a short delay, as Lambda's asynchronous invocation does;
   a handler error is retried twice, then recorded as a failure (Lambda's on-failure record);
@@ -28,7 +28,7 @@ from typing import Any, Callable, TextIO
 
 log = logging.getLogger("aurelius.sandbox.lambda")
 
-MAX_ATTEMPTS = 3  # Lambda asynchronous invocation: the first try and two retries (aws.md)
+MAX_ATTEMPTS = 3  # Lambda asynchronous invocation: the first try and two retries (docs/aws.md#lambda-asynchronous-invocation)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Install the trigger stack (template.yaml) into moto, as `sam deploy` would on AWS.
 
-moto does not translate SAM (moto.md): we transform the template locally with
+moto does not translate SAM (docs/moto.md#cloudformation): we transform the template locally with
 aws-sam-translator, the library SAM itself uses, with the parameters of a samconfig.toml
 environment; upload each function's code as a zip; create the plain stack; then fill the gaps
 moto leaves on the bucket (versioning and the S3 notification are not applied from a stack).
@@ -110,14 +110,14 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
     spec = StackSpec(
         stack_name=stack_name,
         template_body=json.dumps(plain),
-        # Every parameter explicit: moto mishandles defaults on later updates (moto.md).
+        # Every parameter explicit: moto mishandles defaults on later updates (docs/moto.md#cloudformation).
         parameters=[parameter(k, params.get(k, v.get("Default", ""))) for k, v in template_parameters.items()],
         capabilities=("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"),
     )
     StackDeployer(cfn, out=out, poll_seconds=0.2).deploy(spec)
 
     resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
-    # Resource types moto skips show up as empty rows (moto.md): keep the real ones.
+    # Resource types moto skips show up as empty rows (docs/moto.md#cloudformation): keep the real ones.
     physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources if r.get("LogicalResourceId")}
     lambda_client = session.client("lambda")
     functions: dict[str, str] = {}

@@ -33,30 +33,58 @@ def test_demo_loop_ends_with_newest_model_on_a_new_revision(finished_demo):
     aws, demo, lines = finished_demo
     session = aws.session()
     s3, cfn, ecs = session.client("s3"), session.client("cloudformation"), session.client("ecs")
-    # Then the service stack pins the current S3 version of the model (the fourth upload)
+    # Then the service stack pins the current S3 version of the model (the sixth upload)
     current = s3.head_object(Bucket=demo.trigger.bucket, Key=demo.trigger.key)["VersionId"]
     versions = s3.list_object_versions(Bucket=demo.trigger.bucket, Prefix=demo.trigger.key)["Versions"]
-    assert len(versions) == 4
-    params = {p["ParameterKey"]: p["ParameterValue"] for p in cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]["Parameters"]}
-    assert params["ModelVersionId"] == current
-    # and it runs revision 3: v1 at create, v2, then v4 (v3 was never deployed on its own)
+    assert len(versions) == 6
+    stack = cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert params["ModelVersionId"] == current and stack["StackStatus"] == "UPDATE_COMPLETE"
+    # and it runs revision 6: v1 at create, v2, v4 (v3 was never deployed on its own), the bad
+    # v5, the emulated rollback to v4, then v6
     resources = cfn.describe_stack_resources(StackName=SERVICE_STACK)["StackResources"]
     task = next(r["PhysicalResourceId"] for r in resources if r.get("ResourceType") == "AWS::ECS::TaskDefinition")
-    assert task.endswith(":3")
+    assert task.endswith(":6")
     family = task.split("/")[-1].split(":")[0]
     inactive = ecs.list_task_definitions(familyPrefix=family, status="INACTIVE")["taskDefinitionArns"]
-    assert len(inactive) == 2
+    assert len(inactive) == 5
     # and every stack the demo deploys exists
     stacks = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"].endswith("_COMPLETE")}
     assert {"aurelius-cluster-stack-local-demo", SERVICE_STACK, "aurelius-elb-stack-local-vm", "aurelius-trigger-stack-local-demo"} <= stacks
     # and the timeline has one line per step
-    assert len(lines) == 8
+    assert len(lines) == 13
+
+
+def test_demo_bad_model_is_refused_rolled_back_marked_failed_and_not_retried(finished_demo):
+    aws, demo, lines = finished_demo
+    cfn = aws.session().client("cloudformation")
+    timeline = "\n".join(lines)
+    # Then the real model server refused v5 on its smoke test (its predict raises) ...
+    assert "real model server on v5: refused" in timeline and "startup_failed: check 'predict'" in timeline
+    # ... the timeline says the rollback was emulated ...
+    assert "rollback of v5 (EMULATED)" in timeline
+    # ... the stack events record the update to v5 and its rollback under one token, as on AWS ...
+    events = cfn.describe_stack_events(StackName=SERVICE_STACK)["StackEvents"]
+    stack_level = [(e["ResourceStatus"], e.get("ClientRequestToken")) for e in events if e["ResourceType"] == "AWS::CloudFormation::Stack"]
+    assert ("UPDATE_ROLLBACK_COMPLETE", demo.bad_token) in stack_level
+    assert ("UPDATE_IN_PROGRESS", demo.bad_token) in stack_level
+    # ... the tick after the rollback skipped v5, and no update ever tried v5 again
+    tries_of_v5 = [token for status, token in stack_level if status == "UPDATE_IN_PROGRESS" and token == demo.bad_token]
+    assert len(tries_of_v5) == 1
+    assert "skipped: v5's rollout rolled back; not retried" in timeline
+    # ... and the good v6 after it deployed and passed the real server's smoke test
+    assert "passes the smoke test and turns healthy" in lines[-1]
 
 
 def test_make_demo_entry_point_exits_zero_and_prints_the_timeline():
+    started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "aurelius.sandbox.demo"], cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "The loop worked" in done.stdout
+    # The rollback is the one step moto cannot do: the output must say it was emulated.
+    assert "EMULATED" in done.stdout
+    # make demo's budget is 60 s; the test allows for a loaded machine.
+    assert time.monotonic() - started < 120
 
 
 def test_keep_mode_redeploys_a_manual_upload_and_fires_a_refresh_tick(tmp_path):

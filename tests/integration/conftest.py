@@ -54,7 +54,8 @@ class Sandbox:
 
     def task_definition_resource(self) -> str:
         resources = self.cfn.describe_stack_resources(StackName=SERVICE_STACK)["StackResources"]
-        return next(r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ECS::TaskDefinition")
+        # moto returns rows without keys for resource types it skips (the CloudWatch alarms): .get()
+        return next(r["PhysicalResourceId"] for r in resources if r.get("ResourceType") == "AWS::ECS::TaskDefinition")
 
 
 @pytest.fixture

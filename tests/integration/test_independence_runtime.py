@@ -1,4 +1,4 @@
-"""Deleting infra/ecs-cluster from a checkout leaves the service deployable (DESIGN.md)."""
+"""Deleting infra/ecs-cluster from a checkout leaves the service deployable (docs/design.md#cluster-and-service-are-independent)."""
 
 from __future__ import annotations
 

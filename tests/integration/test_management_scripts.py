@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -102,7 +104,7 @@ def test_dry_run_of_an_update_leaves_the_stack_as_it_was(deployed, scripts):
 
 def test_rerun_with_no_change_is_success(deployed, scripts, capsys):
     assert scripts["cluster"].main(["--environment", "local"]) == 0
-    # moto echoes List<Subnet::Id> parameters back in another form (moto.md), so it may see a
+    # moto echoes List<Subnet::Id> parameters back in another form (docs/moto.md#cloudformation), so it may see a
     # parameter change where AWS sees none; either way the script succeeds and nothing moves.
     assert deployed.stack(CLUSTER_STACK)["StackStatus"] in {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 
@@ -179,3 +181,212 @@ def test_bad_arguments_exit_2(scripts):
     with pytest.raises(SystemExit) as info:
         scripts["service"].main(["--environmnt", "local"])
     assert info.value.code == 2
+
+
+# --- the elb artifact bucket: created if missing ------------------------------------------------
+
+
+def test_elb_script_creates_a_missing_artifact_bucket_private_encrypted_versioned_tls_only(aws, scripts, monkeypatch):
+    # moto evaluates a bucket policy without its Condition (FakeBucket.put_bucket_policy says so),
+    # so the TLS-only Deny would refuse every request, HTTPS ones included; S3 refuses only
+    # requests without TLS, and boto3 speaks HTTPS. The policy is asserted as sent, below.
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    monkeypatch.setattr(FakeBucket, "get_permission", lambda self, action, resource: PermissionResult.NEUTRAL)
+    # Given a model and no artifact bucket yet (a new account)
+    aws.upload(1)
+    aws.s3.delete_bucket(Bucket=ARTIFACTS)
+    # When the elb stack is deployed
+    assert scripts["elb"].main(["--environment", "local"]) == 0
+    # Then the bucket exists, private (owner-enforced, every public access block on) ...
+    blocks = aws.s3.get_public_access_block(Bucket=ARTIFACTS)["PublicAccessBlockConfiguration"]
+    assert blocks == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    ownership = aws.s3.get_bucket_ownership_controls(Bucket=ARTIFACTS)["OwnershipControls"]["Rules"]
+    assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # ... encrypted by default, versioned, and refusing requests without TLS
+    (rule,) = aws.s3.get_bucket_encryption(Bucket=ARTIFACTS)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert aws.s3.get_bucket_versioning(Bucket=ARTIFACTS)["Status"] == "Enabled"
+    (statement,) = json.loads(aws.s3.get_bucket_policy(Bucket=ARTIFACTS)["Policy"])["Statement"]
+    assert (statement["Effect"], statement["Action"], statement["Condition"]) == (
+        "Deny",
+        "s3:*",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    assert set(statement["Resource"]) == {f"arn:aws:s3:::{ARTIFACTS}", f"arn:aws:s3:::{ARTIFACTS}/*"}
+    # and the bundle the stack points at is in it
+    key = aws.parameters(ELB_STACK)["ServerBundleS3Uri"].removeprefix(f"s3://{ARTIFACTS}/")
+    assert aws.s3.head_object(Bucket=ARTIFACTS, Key=key)["ContentLength"] > 0
+
+
+def test_elb_dry_run_without_the_artifact_bucket_creates_nothing(aws, scripts, capsys):
+    aws.upload(1)
+    aws.s3.delete_bucket(Bucket=ARTIFACTS)
+    assert scripts["elb"].main(["--environment", "local", "--dry-run"]) == 0
+    assert f"would create bucket {ARTIFACTS}" in capsys.readouterr().out
+    assert ARTIFACTS not in {b["Name"] for b in aws.s3.list_buckets()["Buckets"]}
+    assert ELB_STACK not in aws.stack_names()
+
+
+def test_elb_script_uses_an_existing_artifact_bucket_as_it_is(aws, scripts):
+    # Given an artifact bucket someone made already (the fixture's, with no policy)
+    aws.upload(1)
+    assert scripts["elb"].main(["--environment", "local"]) == 0
+    # Then aurelius did not reconfigure it
+    with pytest.raises(aws.s3.exceptions.ClientError, match="NoSuchBucketPolicy"):
+        aws.s3.get_bucket_policy(Bucket=ARTIFACTS)
+
+
+# --- the CloudFormation service role and the network (issue 10) ---------------------------------
+
+
+def _service_stack_role(aws) -> str | None:
+    return aws.stack().get("RoleARN")
+
+
+def test_service_script_deploys_with_the_trigger_stacks_role_found_by_name(aws, scripts, capsys):
+    # Given the trigger stack's CloudFormation service role, named by the convention
+    role = boto3.client("iam").create_role(RoleName="aurelius-cfn-role-local-demo", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When a person deploys the service
+    assert scripts["service"].main(["--environment", "local"]) == 0
+    # Then CloudFormation acts with that role from the first deploy on (a wrong role fails now, not at night)
+    assert _service_stack_role(aws) == role
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_service_script_role_arn_option_overrides_the_lookup(aws, scripts):
+    # Given a role of another name
+    role = boto3.client("iam").create_role(RoleName="my-deploy-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When it is named with --role-arn
+    assert scripts["service"].main(["--environment", "local", "--role-arn", role]) == 0
+    # Then the stack is deployed with it
+    assert _service_stack_role(aws) == role
+
+
+def test_service_script_without_a_role_deploys_with_the_callers_credentials_and_says_so(aws, scripts, capsys):
+    # Given no trigger stack yet (no role by the convention's name)
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When the service is deployed
+    assert scripts["service"].main(["--environment", "local"]) == 0
+    # Then no role is passed, and the person is told why and how to pass one
+    assert _service_stack_role(aws) is None
+    out = capsys.readouterr().out
+    assert "aurelius-cfn-role-local-demo does not exist" in out and "--role-arn" in out
+
+
+def test_service_script_refuses_a_malformed_role_arn_with_exit_2_and_creates_nothing(aws, scripts, capsys):
+    aws.upload(1)
+    assert scripts["service"].main(["--environment", "local", "--role-arn", "aurelius-cfn-role"]) == 2
+    assert "is not an IAM role ARN" in capsys.readouterr().err
+    assert SERVICE_STACK not in aws.stack_names()
+
+
+def test_service_script_sends_task_and_load_balancer_subnets_scheme_and_role_names(aws, scripts):
+    # Given the local environment (default VPC: the same subnets serve both)
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When the service is deployed
+    assert scripts["service"].main(["--environment", "local"]) == 0
+    params = aws.parameters()
+    # Then the template gets both subnet lists, the scheme and the convention's role names
+    assert params["TaskSubnetIds"] and params["TaskSubnetIds"] == params["LoadBalancerSubnetIds"]
+    assert params["LoadBalancerScheme"] == "internet-facing"
+    assert (params["TaskRoleName"], params["TaskExecutionRoleName"]) == ("aurelius-task-role-local-demo", "aurelius-exec-role-local-demo")
+    assert "aurelius-task-role-local-demo" in {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]}
+
+
+# --- safe rollout: what the service script sends (moto ignores the deployment configuration) ---
+
+
+def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_redeployer_keeps_them(aws, scripts):
+    from aurelius.core.reconcile import Action, Target, reconcile
+
+    # Given settings with a smoke test and a canary rollout (local, so moto can deploy it)
+    settings = scripts["service"].SETTINGS.read_text().replace(
+        "      instances: [[1.0, 2.0], [3.0, 4.0]]\n",
+        "      instances: [[1.0, 2.0], [3.0, 4.0]]\n      expected: [2.5, 5.5]\n      tolerance: 0.001\n"
+        "    rollout: {strategy: canary, canary_percent: 20, canary_bake_minutes: 2, bake_minutes: 3, deadline_seconds: 1200}\n",
+        1,
+    )
+    version = aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When the service stack is created
+    assert scripts["service"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
+    # Then the stack carries the settings as parameters (the change set's parameters) ...
+    params = aws.parameters()
+    assert json.loads(params["SmokeTestInstances"]) == [[1, 2], [3, 4]]
+    assert json.loads(params["SmokeTestExpected"]) == [2.5, 5.5] and params["SmokeTestTolerance"] == "0.001"
+    assert (params["RolloutStrategy"], params["CanaryPercent"], params["CanaryBakeTimeInMinutes"], params["BakeTimeInMinutes"]) == (
+        "canary", "20", "2", "3"
+    )
+    assert params["RolloutDeadlineSeconds"] == "1200"
+    assert params["ErrorRateAlarmName"] == "aurelius-alarm-errors-local-demo"
+    assert params["AlternateTargetGroupName"] == "aurelius-tg-alt-local-demo"
+    # ... the task gets the smoke test and its service name (the revision CreateStack made) ...
+    task = aws.ecs.describe_task_definition(taskDefinition=aws.task_definition_resource())["taskDefinition"]
+    env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+    assert env["SMOKE_TEST_INSTANCES"] == "[[1,2],[3,4]]" and env["SMOKE_TEST_EXPECTED"] == "[2.5,5.5]"
+    assert env["SERVICE_NAME"] == "aurelius-svc-local-demo"
+    # ... and the three deployment alarms exist by their names
+    alarms = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert sorted(a["AlarmName"] for a in alarms) == [
+        "aurelius-alarm-5xx-local-demo", "aurelius-alarm-errors-local-demo", "aurelius-alarm-unhealthy-local-demo"
+    ]
+
+    # When the redeployer moves the model (UpdateStack, UsePreviousTemplate)
+    newer = aws.upload(2)
+    outcome = reconcile(Target(SERVICE_STACK, BUCKET, KEY), s3=aws.s3, cfn=aws.cfn)
+    # Then only the model moved: every rollout parameter kept its value
+    assert outcome.action is Action.STARTED and newer != version
+    after = aws.parameters()
+    assert after["ModelVersionId"] == newer
+    assert {k: v for k, v in after.items() if not k.startswith("Model")} == {k: v for k, v in params.items() if not k.startswith("Model")}
+
+
+def test_service_script_without_smoke_test_sends_empty_values_and_the_task_has_no_smoke_variables(aws, scripts):
+    # Given settings whose local environment has no smoke test
+    settings = scripts["service"].SETTINGS.read_text().replace(
+        "    smoke_test:\n      instances: [[1.0, 2.0], [3.0, 4.0]]\n", "", 1
+    )
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    # When the service stack is created
+    assert scripts["service"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
+    # Then the parameters are empty and the container has no SMOKE_TEST_* variable at all
+    params = aws.parameters()
+    assert (params["SmokeTestInstances"], params["SmokeTestExpected"], params["SmokeTestTolerance"]) == ("", "", "")
+    assert params["RolloutStrategy"] == "rolling"
+    task = aws.ecs.describe_task_definition(taskDefinition=aws.task_definition_resource())["taskDefinition"]
+    names = {e["name"] for e in task["containerDefinitions"][0]["environment"]}
+    assert not any(name.startswith("SMOKE_TEST_") for name in names)
+    assert {"MODEL_S3_URI", "MODEL_VERSION_ID", "SERVICE_NAME"} <= names
+
+
+def test_service_script_role_lookup_denied_is_a_note_not_a_failure(scripts, capsys):
+    # moto cannot refuse iam:GetRole: a botocore Stubber stands in and answers AccessDenied.
+    import argparse
+
+    from botocore.stub import Stubber
+
+    from aurelius.management import ScriptContext
+    from aurelius.settings import ServiceSettings, load_environment
+
+    iam = boto3.client("iam")
+    stub = Stubber(iam)
+    stub.add_client_error("get_role", "AccessDenied", "not allowed", expected_params={"RoleName": "aurelius-cfn-role-local-demo"})
+    env = load_environment(scripts["service"].SETTINGS, ServiceSettings, "local")
+    ctx = ScriptContext(env, session=None, args=argparse.Namespace(role_arn=None))
+    ctx.client = lambda service: iam  # type: ignore[method-assign]
+    # When the deploy looks the role up without the right to read it
+    with stub:
+        role = scripts["service"].service_role_arn(ctx)
+    # Then it deploys without a role and says why and what to do
+    assert role is None
+    out = capsys.readouterr().out
+    assert "could not be read (AccessDenied)" in out and "--role-arn" in out

@@ -1,4 +1,4 @@
-"""infra/ecs-cluster and infra/ecs-service never refer to each other (DESIGN.md, "Independence")."""
+"""infra/ecs-cluster and infra/ecs-service never refer to each other (docs/design.md#cluster-and-service-are-independent)."""
 
 import re
 

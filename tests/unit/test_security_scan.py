@@ -27,6 +27,7 @@ SAM_TEMPLATE = REPO / "template.yaml"
 TEMPLATES = {
     "template.yaml": SAM_TEMPLATE,
     **{name: REPO / "infra" / name / "template.yaml" for name in ("ecs-cluster", "ecs-service", "elb")},
+    "image-repository": REPO / "infra/ecs-service/image-repository.yaml",
 }
 CHECKOV = Path(sys.executable).parent / "checkov"
 
@@ -72,7 +73,11 @@ def checks(result: dict[str, Any], kind: str) -> set[tuple[str, str]]:
 
 def test_every_template_in_the_repository_is_scanned():
     # Given every CloudFormation/SAM template of the checkout
-    found = {p for p in REPO.rglob("template.yaml") if not {".venv", ".aws-sam", "node_modules"} & set(p.parts)}
+    found = {
+        p
+        for p in REPO.rglob("*.yaml")
+        if not {".venv", ".aws-sam", "node_modules"} & set(p.parts) and "AWSTemplateFormatVersion" in p.read_text(encoding="utf-8")
+    }
     # Then each one is in this module's list
     assert found == set(TEMPLATES.values())
 

