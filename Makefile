@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: all venv test test-fast lint demo bench build lock clean
+.PHONY: all venv test test-fast ruff format lint demo bench build lock clean
 
 all: test
 
@@ -31,16 +31,26 @@ $(DEMO_STAMP): requirements-demo.lock pyproject.toml
 
 venv: $(STAMP)
 
-## make test: every test tier (unit, integration against moto, e2e sandbox, template lint).
-test: $(STAMP)
+## make test: ruff (lint + format check), then every test tier (unit, integration against moto,
+## e2e sandbox, server, fault, property, template lint and checkov, sam build).
+test: $(STAMP) ruff
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-## make test-fast: unit tests only.
+## make test-fast: the unit tier without the slow external tools (checkov), ~15 s.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests/unit $(PYTEST_ARGS)
+
+## make ruff: lint and format check of every Python file (make format applies the formatter).
+ruff: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 lint: $(STAMP)
-	$(BIN)/cfn-lint template.yaml infra/*/template.yaml
+	$(BIN)/cfn-lint template.yaml infra/*/*.yaml
 
 ## make demo: the whole redeploy loop against a moto server on 127.0.0.1 (ARGS=--keep to explore).
 demo: $(DEMO_STAMP)

@@ -30,28 +30,28 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from aurelius.history import Deploy, ObjectVersion, model_versions, read_history
+from aurelius.core.decision import Decision, Observed, StackState, decide, needs_last_token
 from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
-from aurelius.naming import InvalidName
 from aurelius.core.reconcile import (
-    MODEL_URI_PARAMETER,
     MODEL_VERSION_PARAMETER,
-    NOT_UPDATABLE,
     Action,
     Target,
-    failed_version_digest,
     model_parameter_values,
     reconcile,
     update_parameters,
-    version_digest,
 )
+from aurelius.core.tokens import last_update_token, version_digest
+from aurelius.history import Deploy, ObjectVersion, model_versions, read_history
+from aurelius.naming import InvalidName
 from aurelius.settings import Environment, ServiceSettings, SettingsError, load_environment, load_environments
 from aurelius.stack_deploy import NO_CHANGES_MARKERS, describe_stack, stack_parameters
 from aurelius.status import IN_SYNC, EnvironmentStatus, environment_status
@@ -103,7 +103,7 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -128,7 +128,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain aligned text table (two spaces between columns)."""
     cells = [list(map(str, headers)), *[list(map(str, row)) for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def describe_deploy(deploy: Deploy | None) -> str:
@@ -174,7 +176,9 @@ def cmd_status(args: argparse.Namespace, clients: ClientFactory) -> int:
         try:
             s3, cfn = _clients_for(env, clients)
         except (BotoCoreError, ClientError) as exc:  # e.g. no region configured
-            results.append(EnvironmentStatus(env.name, env.stack_name, model.uri, "error", f"{type(exc).__name__}: {exc}"))
+            results.append(
+                EnvironmentStatus(env.name, env.stack_name, model.uri, "error", f"{type(exc).__name__}: {exc}")
+            )
             continue
         results.append(environment_status(env.name, env.stack_name, model.bucket, model.key, s3=s3, cfn=cfn))
 
@@ -203,7 +207,18 @@ def cmd_status(args: argparse.Namespace, clients: ClientFactory) -> int:
             )
         print(
             table(
-                ["ENVIRONMENT", "STATE", "STACK STATUS", "REV", "DEPLOYED", "UPLOADED", "SIZE", "NEWEST", "UPLOADED", "LAST DEPLOY"],
+                [
+                    "ENVIRONMENT",
+                    "STATE",
+                    "STACK STATUS",
+                    "REV",
+                    "DEPLOYED",
+                    "UPLOADED",
+                    "SIZE",
+                    "NEWEST",
+                    "UPLOADED",
+                    "LAST DEPLOY",
+                ],
                 rows,
             )
         )
@@ -266,32 +281,44 @@ def _chosen_version(args: argparse.Namespace, s3, model) -> ModelVersion:
         chosen = current_model_version(s3, model.bucket, model.key, args.version_id)
     except ModelMissing:
         if args.version_id:
-            raise UsageError(f"unknown model version {args.version_id!r}: {model.uri} has no such version "
-                             "(aurelius history and aws s3api list-object-versions list them)") from None
+            raise UsageError(
+                f"unknown model version {args.version_id!r}: {model.uri} has no such version "
+                "(aurelius history and aws s3api list-object-versions list them)"
+            ) from None
         raise Refused(f"no model object at {model.uri}: upload one first") from None
     except VersioningDisabled as exc:
         raise Refused(str(exc)) from None
     except ClientError as exc:
         if str(exc.response.get("Error", {}).get("Code")) in ("405", "MethodNotAllowed"):
-            raise UsageError(f"model version {args.version_id!r} of {model.uri} is a delete marker, not a model") from None
+            raise UsageError(
+                f"model version {args.version_id!r} of {model.uri} is a delete marker, not a model"
+            ) from None
         raise
     if chosen.size == 0:
-        raise Refused(f"model version {chosen.version_id} of {model.uri} is empty; the redeployer never deploys it either")
+        raise Refused(
+            f"model version {chosen.version_id} of {model.uri} is empty; the redeployer never deploys it either"
+        )
     return chosen
 
 
-def _check_updatable(stack: dict[str, Any] | None, stack_name: str) -> dict[str, Any]:
-    if stack is None:
-        raise Refused(f"service stack {stack_name} does not exist; create it with infra/ecs-service/management-scripts/deploy-service.py")
-    status = stack["StackStatus"]
-    if status.endswith("_IN_PROGRESS"):
-        raise Refused(f"stack {stack_name} is busy ({status}); try again when it is done (aurelius status shows it)")
-    if status in NOT_UPDATABLE:
-        raise Refused(
-            f"stack {stack_name} is {status} and cannot be updated; repair it first "
+def _refusal(decision: Decision, stack: StackState | None, stack_name: str, now: datetime) -> str | None:
+    """Why `aurelius deploy` must not update the stack now (None: it may), from the redeployer's
+    own decision for a forced deploy of the chosen version."""
+    if decision.finding == "StackMissing":
+        return f"service stack {stack_name} does not exist; create it with infra/ecs-service/management-scripts/deploy-service.py"
+    if decision.finding in ("StackBusy", "PastDeadline"):
+        assert stack is not None
+        running = f", {decision.rollout.describe(now)}" if decision.rollout else ""
+        return f"stack {stack_name} is busy ({stack.status}{running}); try again when it is done (aurelius status shows it)"
+    if decision.finding == "StackNotUpdatable":
+        assert stack is not None
+        return (
+            f"stack {stack_name} is {stack.status} and cannot be updated; repair it first "
             "(UPDATE_ROLLBACK_FAILED: aws cloudformation continue-update-rollback; ROLLBACK_COMPLETE: delete and recreate)"
         )
-    return stack
+    if decision.finding == "NotAnAureliusStack":
+        return decision.reason
+    return None
 
 
 def _deployed_object(s3, model, version_id: str | None) -> ModelVersion | None:
@@ -313,7 +340,11 @@ def _direction(versions: list[ObjectVersion], deployed_id: str | None, chosen_id
     order = [v.version_id for v in versions]
     if deployed_id not in order or chosen_id not in order:
         return None
-    return "back to an older version" if order.index(chosen_id) > order.index(deployed_id) else "forward to a newer version"
+    return (
+        "back to an older version"
+        if order.index(chosen_id) > order.index(deployed_id)
+        else "forward to a newer version"
+    )
 
 
 def _make_current(s3, model, chosen: ModelVersion) -> ModelVersion:
@@ -332,15 +363,26 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
     s3, cfn = _clients_for(env, clients)
     model = env.settings.model
     chosen = _chosen_version(args, s3, model)
-    stack = _check_updatable(describe_stack(cfn, env.stack_name), env.stack_name)
-    params = stack_parameters(stack)
-    deployed_id = params.get(MODEL_VERSION_PARAMETER)
+    described = describe_stack(cfn, env.stack_name)
+    stack = StackState.from_description(described) if described else None
+    now = datetime.now(UTC)
+    token = last_update_token(cfn, env.stack_name) if needs_last_token(stack, now) else None
+    seen = Observed(env.stack_name, model.uri, now, chosen, None, stack, token, force=True)
+    decision = decide(seen)
+    refusal = _refusal(decision, stack, env.stack_name, now)
+    if refusal:
+        raise Refused(refusal)
+    assert stack is not None
+    deployed_id = stack.deployed_version
     deployed = _deployed_object(s3, model, deployed_id)
 
-    print(f"{env.stack_name} ({env.name}), stack {stack['StackStatus']}")
-    print(f"  deployed: {deployed_id or '-'}" + (f"  uploaded {when(deployed.last_modified)}, {size(deployed.size)}" if deployed else ""))
+    print(f"{env.stack_name} ({env.name}), stack {stack.status}")
+    print(
+        f"  deployed: {deployed_id or '-'}"
+        + (f"  uploaded {when(deployed.last_modified)}, {size(deployed.size)}" if deployed else "")
+    )
     print(f"  chosen:   {chosen.version_id}  uploaded {when(chosen.last_modified)}, {size(chosen.size)}")
-    if deployed_id == chosen.version_id and params.get(MODEL_URI_PARAMETER) == chosen.uri:
+    if decision.finding == "InSync":
         print("already deployed: nothing to do")
         return EXIT_OK
     versions = model_versions(s3, model.bucket, model.key)
@@ -355,7 +397,7 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
             chosen = _make_current(s3, model, chosen)
             print(f"  copied on top of {model.uri}: S3's current version is now {chosen.version_id} (same bytes)")
     elif current and current != chosen.version_id:
-        # Level-triggered (DESIGN.md): the redeployer always converges on S3's current version.
+        # Level-triggered (docs/design.md, "The redeploy loop"): the redeployer converges on S3's current version.
         print(
             f"  note: S3's current version is {current}, and the redeployer follows S3:\n"
             "        it deploys that version again as soon as this update ends (the stack-status event\n"
@@ -364,11 +406,13 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
             f"        aws s3api copy-object --bucket {model.bucket} --key {model.key} \\\n"
             f"          --copy-source '{model.bucket}/{model.key}?versionId={chosen.version_id}'"
         )
-    if failed_version_digest(cfn, stack) == version_digest(chosen.version_id):
-        print("  note: this version's last rollout rolled back (failed mark); deploying it retries it and clears the mark")
+    if decide(replace(seen, wanted=chosen, force=False)).finding == "FailedVersion":
+        print(
+            "  note: this version's last rollout rolled back (failed mark); deploying it retries it and clears the mark"
+        )
 
     if args.dry_run:
-        return _dry_run(cfn, stack, env.stack_name, chosen)
+        return _dry_run(cfn, described, env.stack_name, chosen)
 
     target = Target(env.stack_name, model.bucket, model.key)
     outcome = reconcile(target, s3=s3, cfn=cfn, version_id=chosen.version_id, force=True)
@@ -432,7 +476,9 @@ def _dry_run(cfn, stack: dict[str, Any], stack_name: str, chosen: ModelVersion) 
         changes: list[dict[str, Any]] = []
         token = None
         while True:
-            page = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name, **({"NextToken": token} if token else {}))
+            page = cfn.describe_change_set(
+                StackName=stack_name, ChangeSetName=name, **({"NextToken": token} if token else {})
+            )
             changes.extend(page.get("Changes", []))
             token = page.get("NextToken")
             if not token:
@@ -446,7 +492,9 @@ def _dry_run(cfn, stack: dict[str, Any], stack_name: str, chosen: ModelVersion) 
             rc = change.get("ResourceChange", {})
             replacement = rc.get("Replacement")
             extra = f" (replacement: {replacement})" if replacement and replacement != "False" else ""
-            print(f"  {rc.get('Action', '?'):<7} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}")
+            print(
+                f"  {rc.get('Action', '?'):<7} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}"
+            )
         if not changes:
             print("  (CloudFormation listed no resource changes; the parameter changes are above)")
     finally:
@@ -483,7 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit 0 when every environment shown is in sync; 1 when any is behind, deploying, failed, "
         "missing or could not be read; 2 bad arguments or settings.",
     )
-    status.add_argument("--environment", "-e", help="only this environment (default: every environment in the settings)")
+    status.add_argument(
+        "--environment", "-e", help="only this environment (default: every environment in the settings)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     deploy = commands.add_parser(
@@ -506,8 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy the chosen version on top of the model key first, so it becomes S3's current version and "
         "the redeployer keeps it (a lasting rollback); needs s3:PutObject on the key",
     )
-    deploy.add_argument("--dry-run", action="store_true", help="create the change set, print it, delete it; deploy nothing")
-    deploy.add_argument("--wait", action="store_true", help="wait until the stack update ends; exit 1 unless it completed")
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="create the change set, print it, delete it; deploy nothing"
+    )
+    deploy.add_argument(
+        "--wait", action="store_true", help="wait until the stack update ends; exit 1 unless it completed"
+    )
 
     history = commands.add_parser(
         "history",

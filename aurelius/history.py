@@ -1,13 +1,16 @@
 """Which model versions the service stack ran, read from AWS only (no local record).
 
 The record is the stack's own event history. reconcile() starts every update with a
-ClientRequestToken ``aurelius-{kind}-{sha256(version_id)[:16]}-{unix time}`` (aurelius.core.reconcile),
+ClientRequestToken ``aurelius-{kind}-{sha256(version_id)[:16]}-{unix time}`` (aurelius.core.tokens),
 and CloudFormation tags every event of that update with it. So each stack-level
 UPDATE_IN_PROGRESS carrying such a token is one deploy: when it started, which kind
 (auto, force, refresh) and the digest of the version it tried. The stack-level event that ends
 it (UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED) gives when and how it
-ended. The model bucket's object versions (ListObjectVersions) turn digests back into version
-ids, with each version's upload time and size.
+ended. A rollback that a cancel started begins with UPDATE_ROLLBACK_IN_PROGRESS, reason "User
+Initiated"; when the redeployer cancelled an update past its deadline, that event carries its
+``aurelius-cancel-...`` token (aurelius.core.tokens) and the update ended ``cancelled
+(deadline)``. The model bucket's object versions (ListObjectVersions) turn digests back into
+version ids, with each version's upload time and size.
 
 The stack's creation carries no aurelius token (deploy-service.py creates it), so its version
 is only known while no update has happened since: then it is the stack's current parameter.
@@ -15,20 +18,26 @@ is only known while no update has happened since: then it is the stack's current
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
-from aurelius.core.reconcile import MODEL_VERSION_PARAMETER, TOKEN_PATTERN, version_digest
+from aurelius.core.decision import DEADLINE_PARAMETER, MODEL_VERSION_PARAMETER
+from aurelius.core.tokens import TOKEN_PATTERN, is_aurelius_cancel, is_stack_event, version_digest
 from aurelius.stack_deploy import stack_parameters
 
-STACK_RESOURCE_TYPE = "AWS::CloudFormation::Stack"
 OUTCOMES = {
     "UPDATE_COMPLETE": "completed",
     "UPDATE_ROLLBACK_COMPLETE": "rolled back",
     "UPDATE_ROLLBACK_FAILED": "rollback failed",
 }
 IN_PROGRESS, UNKNOWN, CREATED = "in progress", "unknown", "created"
+# How an update that rolled back after a cancel is shown: by the redeployer at the deadline, or
+# by someone else (the console, the CLI).
+CANCELLED_DEADLINE, CANCELLED = "cancelled (deadline)", "cancelled"
+# CloudFormation's reason on the stack's UPDATE_ROLLBACK_IN_PROGRESS after CancelUpdateStack.
+CANCEL_REASON = "User Initiated"
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class Deploy:
     kind: str  # auto | force | refresh | created
     started: datetime | None
     ended: datetime | None
-    outcome: str  # completed | rolled back | rollback failed | in progress | created | unknown
+    outcome: str  # completed | rolled back | cancelled (deadline) | cancelled | rollback failed | in progress | created | unknown
     version_id: str | None  # None when no object version has the digest (or the creation's is unknown)
     digest: str | None
     token: str | None
@@ -85,7 +94,9 @@ def model_versions(s3, bucket: str, key: str) -> list[ObjectVersion]:
         for item in page.get("Versions", []):
             if item.get("Key") != key:  # the prefix also matches models/model.pkl.bak
                 continue
-            found.append(ObjectVersion(item["VersionId"], item.get("LastModified"), item.get("Size"), bool(item.get("IsLatest"))))
+            found.append(
+                ObjectVersion(item["VersionId"], item.get("LastModified"), item.get("Size"), bool(item.get("IsLatest")))
+            )
     return found
 
 
@@ -96,8 +107,22 @@ def _stack_events(cfn, stack_name: str) -> Iterator[dict[str, Any]]:
 
 
 def _is_stack_level(event: dict[str, Any], stack: dict[str, Any]) -> bool:
-    # A nested stack is a resource of type AWS::CloudFormation::Stack too; ours has its own name.
-    return event.get("ResourceType") == STACK_RESOURCE_TYPE and event.get("LogicalResourceId") == stack["StackName"]
+    return is_stack_event(event, stack["StackName"])
+
+
+def _cancelled_by(event: dict[str, Any], started: datetime | None, deadline_seconds: int | None) -> str | None:
+    """How a stack-level UPDATE_ROLLBACK_IN_PROGRESS started: a cancel by aurelius, by someone
+    else, or neither. The cancel's own token says it was the redeployer's; should the rollback's
+    events carry the update's token instead, a cancel that came after the stack's current
+    deadline is taken for the redeployer's too (it would have cancelled it)."""
+    if is_aurelius_cancel(event.get("ClientRequestToken")):
+        return CANCELLED_DEADLINE
+    if CANCEL_REASON.lower() not in (event.get("ResourceStatusReason") or "").lower():
+        return None
+    moment = event.get("Timestamp")
+    if deadline_seconds and started and moment and (moment - started).total_seconds() > deadline_seconds:
+        return CANCELLED_DEADLINE
+    return CANCELLED
 
 
 def read_history(cfn, s3, stack: dict[str, Any], bucket: str, key: str, limit: int | None = None) -> list[Deploy]:
@@ -116,6 +141,8 @@ def read_history(cfn, s3, stack: dict[str, Any], bucket: str, key: str, limit: i
                 if limit and starts >= limit:
                     break
 
+    deadline = stack_parameters(stack).get(DEADLINE_PARAMETER, "")
+    deadline_seconds = int(deadline) if deadline.isdigit() else None
     # Oldest to newest: an update's end is the next stack-level terminal event after its start.
     deploys: list[dict[str, Any]] = []
     open_update: dict[str, Any] | None = None  # the aurelius update waiting for its end
@@ -137,12 +164,26 @@ def read_history(cfn, s3, stack: dict[str, Any], bucket: str, key: str, limit: i
             match = TOKEN_PATTERN.match(token)
             open_update = None
             if match:
-                open_update = {"kind": match.group(1), "digest": match.group(2), "token": token, "started": event.get("Timestamp")}
+                open_update = {
+                    "kind": match.group(1),
+                    "digest": match.group(2),
+                    "token": token,
+                    "started": event.get("Timestamp"),
+                }
                 deploys.append(open_update)
+        elif status == "UPDATE_ROLLBACK_IN_PROGRESS":
+            cancelled = (
+                _cancelled_by(event, open_update["started"], deadline_seconds) if open_update is not None else None
+            )
+            if open_update is not None and cancelled:
+                open_update["cancelled"] = cancelled
         elif status in OUTCOMES:
             if open_update is not None:
                 open_update["ended"] = event.get("Timestamp")
-                open_update["outcome"] = OUTCOMES[status]
+                rolled_back = status == "UPDATE_ROLLBACK_COMPLETE"
+                open_update["outcome"] = (
+                    open_update.get("cancelled", OUTCOMES[status]) if rolled_back else OUTCOMES[status]
+                )
             open_update = None
 
     versions = model_versions(s3, bucket, key)

@@ -10,11 +10,16 @@ execute, stream the stack events until the operation ends, print the outputs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
+
+# The states only a person can repair: one definition, the redeployer's (NOT_UPDATABLE is
+# re-exported for the scripts' callers).
+from aurelius.core.decision import NOT_UPDATABLE
 
 # Re-exported: the management scripts read stacks through this module.
 from aurelius.core.stacks import describe_stack, stack_outputs, stack_parameters  # noqa: F401
@@ -22,8 +27,6 @@ from aurelius.core.stacks import describe_stack, stack_outputs, stack_parameters
 Printer = Callable[[str], None]
 
 NO_CHANGES_MARKERS = ("didn't contain changes", "No updates are to be performed")
-# A stack left by a failed create can only be deleted (aws.md, "failed create").
-NOT_UPDATABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 SUCCESS = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 
@@ -79,7 +82,7 @@ class StackDeployer:
         if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
             raise DeployError(f"stack {spec.stack_name} is busy ({status}); try again when it is done")
         change_type = "UPDATE" if status and status != "REVIEW_IN_PROGRESS" else "CREATE"
-        change_set = "aurelius-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        change_set = "aurelius-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self.out(f"{spec.stack_name}: {'updating' if change_type == 'UPDATE' else 'creating'} (change set {change_set})")
 
         if not self._create_change_set(spec, change_set, change_type):

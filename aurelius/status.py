@@ -5,31 +5,38 @@ States (``aurelius status`` exits 0 only when every environment shown is ``in sy
 - in sync: the stack pins the model object's current version.
 - behind: a newer version is in S3 and not deployed yet (the redeployer or the schedule will
   deploy it, or ``aurelius deploy``).
-- deploying: the stack is busy (*_IN_PROGRESS).
-- failed: the stack cannot be updated (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED, ...), or the
-  newest version's rollout rolled back and carries the failed mark (aurelius.core.reconcile), so
-  nothing deploys it until a newer upload or ``aurelius deploy``.
+- deploying: the stack is busy (*_IN_PROGRESS); for an update, how long it has run and its
+  deadline (past it, the redeployer cancels an update it started).
+- failed: the stack cannot be updated (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED, ...), the
+  newest version's rollout rolled back and carries the failed mark, so nothing deploys it until a
+  newer upload or ``aurelius deploy``, or the newest version is empty.
 - missing: the service stack, or the model object, does not exist.
-- error: AWS could not be asked (endpoint, credentials, permissions); the reason says.
+- error: AWS could not be asked (endpoint, credentials, permissions), or what it answered makes
+  deploying impossible (bucket not versioned, not an aurelius stack); the reason says.
+
+The state is the redeployer's own decision (aurelius.core.decision) on what was read, put in
+words for people: status and the functions cannot disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurelius.history import Deploy, ObjectVersion, last_deploy
-from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
-from aurelius.core.reconcile import (
-    MODEL_URI_PARAMETER,
-    MODEL_VERSION_PARAMETER,
-    NOT_UPDATABLE,
-    failed_version_digest,
-    version_digest,
+from aurelius.core.decision import Decision, Observed, Rollout, StackState, decide, needs_last_token
+from aurelius.core.model_version import (
+    ModelAccessDenied,
+    ModelMissing,
+    ModelVersion,
+    VersioningDisabled,
+    current_model_version,
 )
-from aurelius.stack_deploy import describe_stack, stack_parameters
+from aurelius.core.tokens import last_update_token
+from aurelius.history import Deploy, ObjectVersion, last_deploy
+from aurelius.stack_deploy import describe_stack
 
 IN_SYNC, BEHIND, DEPLOYING, FAILED, MISSING, ERROR = "in sync", "behind", "deploying", "failed", "missing", "error"
 TASK_DEFINITION_TYPE = "AWS::ECS::TaskDefinition"
@@ -48,6 +55,8 @@ class EnvironmentStatus:
     newest: ObjectVersion | None = None
     task_definition: str | None = None
     last_deploy: Deploy | None = None
+    rollout: Rollout | None = None  # the update running now (UPDATE_IN_PROGRESS)
+    now: datetime | None = None  # when it was read (for the rollout's elapsed time)
 
     @property
     def revision(self) -> str | None:
@@ -68,7 +77,37 @@ class EnvironmentStatus:
             "task_definition": self.task_definition,
             "revision": int(self.revision) if self.revision and self.revision.isdigit() else self.revision,
             "last_deploy": self.last_deploy.as_dict() if self.last_deploy else None,
+            "rollout": _rollout_dict(self.rollout, self.now),
         }
+
+
+def _rollout_dict(rollout: Rollout | None, now: datetime | None) -> dict[str, Any] | None:
+    if rollout is None or now is None:
+        return None
+    return {
+        "started": rollout.started.isoformat(),
+        "running_seconds": int(rollout.elapsed(now).total_seconds()),
+        "deadline": rollout.deadline.isoformat() if rollout.deadline else None,
+        "past_deadline": rollout.overdue(now),
+    }
+
+
+# The decision's named state -> the state shown to people (None: the update the redeployer would
+# start, so the service is behind).
+STATE_FOR_FINDING = {
+    "InSync": IN_SYNC,
+    None: BEHIND,
+    "StackBusy": DEPLOYING,
+    "PastDeadline": DEPLOYING,
+    "StackNotUpdatable": FAILED,
+    "FailedVersion": FAILED,
+    "EmptyModel": FAILED,
+    "StackMissing": MISSING,
+    "ModelMissing": MISSING,
+    "ModelAccessDenied": ERROR,
+    "VersioningDisabled": ERROR,
+    "NotAnAureliusStack": ERROR,
+}
 
 
 def _head(s3, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
@@ -83,6 +122,28 @@ def revision_of(task_definition: str | None) -> str | None:
     return None
 
 
+def _reason(decision: Decision, stack_name: str, newest: ObjectVersion | None, now: datetime) -> str:
+    """The decision's reason, worded for someone looking at the service rather than the redeployer."""
+    finding = decision.finding
+    if finding is None:
+        return f"the newest version {newest.version_id if newest else '-'} is not deployed"
+    if finding == "InSync":
+        return "the deployed version is the newest"
+    if finding == "StackMissing":
+        return f"service stack {stack_name} does not exist"
+    if finding == "FailedVersion":
+        return (
+            f"the rollout of the newest version {newest.version_id if newest else '-'} rolled back (failed mark); upload a "
+            "newer version or retry it with `aurelius deploy --version-id`"
+        )
+    if finding == "PastDeadline" and decision.rollout is not None:
+        return (
+            f"stack is UPDATE_IN_PROGRESS past its deadline ({decision.rollout.describe(now)}); the redeployer cancels "
+            "this update on its next run"
+        )
+    return decision.reason
+
+
 def task_definition_of(cfn, stack_name: str) -> str | None:
     """The TaskDefinition resource's physical id (its ARN, ending ":revision")."""
     resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
@@ -90,69 +151,57 @@ def task_definition_of(cfn, stack_name: str) -> str | None:
     return next((r.get("PhysicalResourceId") for r in resources if r.get("ResourceType") == TASK_DEFINITION_TYPE), None)
 
 
-def environment_status(environment: str, stack_name: str, bucket: str, key: str, *, s3, cfn) -> EnvironmentStatus:
+def environment_status(
+    environment: str, stack_name: str, bucket: str, key: str, *, s3, cfn, now: datetime | None = None
+) -> EnvironmentStatus:
     """Read one environment's state. AWS errors become state ``error``; nothing is raised for them."""
     uri = f"s3://{bucket}/{key}"
     base = dict(environment=environment, stack_name=stack_name, model_uri=uri)
     try:
-        return _environment_status(base, bucket, key, s3=s3, cfn=cfn)
+        return _environment_status(base, bucket, key, s3=s3, cfn=cfn, now=now or datetime.now(UTC))
     except (ClientError, BotoCoreError) as exc:
         return EnvironmentStatus(**base, state=ERROR, reason=f"{type(exc).__name__}: {exc}")
 
 
-def _environment_status(base: dict[str, Any], bucket: str, key: str, *, s3, cfn) -> EnvironmentStatus:
-    stack = describe_stack(cfn, base["stack_name"])
-    newest: ObjectVersion | None = None
-    model_problem = None
+def _environment_status(base: dict[str, Any], bucket: str, key: str, *, s3, cfn, now: datetime) -> EnvironmentStatus:
+    described = describe_stack(cfn, base["stack_name"])
+    stack = StackState.from_description(described) if described else None
+    wanted: ModelVersion | None = None
+    problem = None
     try:
-        newest = _head(s3, bucket, key)
-    except ModelMissing as exc:
-        model_problem = (MISSING, f"{exc}: nothing to deploy")
-    except VersioningDisabled as exc:
-        model_problem = (ERROR, str(exc))
+        wanted = current_model_version(s3, bucket, key)
+    except (ModelMissing, VersioningDisabled, ModelAccessDenied) as exc:
+        problem = exc
     except ClientError:
         if stack is not None:
             raise
         # No stack, and the model bucket cannot be read either (often: not created yet).
+        return EnvironmentStatus(**base, state=MISSING, reason=f"service stack {base['stack_name']} does not exist")
+    token = last_update_token(cfn, base["stack_name"]) if needs_last_token(stack, now) else None
+    decision = decide(Observed(base["stack_name"], base["model_uri"], now, wanted, problem, stack, token))
+    newest = ObjectVersion(wanted.version_id, wanted.last_modified, wanted.size, is_latest=True) if wanted else None
+    state = STATE_FOR_FINDING[decision.finding]
+    reason = _reason(decision, base["stack_name"], newest, now)
     if stack is None:
-        return EnvironmentStatus(**base, state=MISSING, reason=f"service stack {base['stack_name']} does not exist", newest=newest)
+        return EnvironmentStatus(**base, state=state, reason=reason, newest=newest)
 
-    status = stack["StackStatus"]
-    params = stack_parameters(stack)
-    deployed_id = params.get(MODEL_VERSION_PARAMETER) or None
+    deployed_id = stack.deployed_version
     deployed = None
     if deployed_id:
         try:
             deployed = _head(s3, bucket, key, deployed_id)
         except (ModelMissing, VersioningDisabled):
             deployed = None  # that version was deleted from S3; the id still says what runs
-    known = dict(
-        stack_status=status,
+    return EnvironmentStatus(
+        **base,
+        state=state,
+        reason=reason,
+        stack_status=stack.status,
         deployed_version=deployed_id,
         deployed=deployed,
         newest=newest,
         task_definition=task_definition_of(cfn, base["stack_name"]),
-        last_deploy=last_deploy(cfn, s3, stack, bucket, key),
+        last_deploy=last_deploy(cfn, s3, described, bucket, key),
+        rollout=decision.rollout,
+        now=now,
     )
-
-    if status.endswith("_IN_PROGRESS"):
-        return EnvironmentStatus(**base, state=DEPLOYING, reason=f"stack is {status}", **known)
-    if status in NOT_UPDATABLE:
-        return EnvironmentStatus(**base, state=FAILED, reason=f"stack is {status} and cannot be updated; a human must repair it", **known)
-    if model_problem:
-        state, reason = model_problem
-        return EnvironmentStatus(**base, state=state, reason=reason, **known)
-    assert newest is not None
-    if deployed_id == newest.version_id and params.get(MODEL_URI_PARAMETER) == base["model_uri"]:
-        return EnvironmentStatus(**base, state=IN_SYNC, reason="the deployed version is the newest", **known)
-    if failed_version_digest(cfn, stack) == version_digest(newest.version_id):
-        return EnvironmentStatus(
-            **base,
-            state=FAILED,
-            reason=(
-                f"the rollout of the newest version {newest.version_id} rolled back (failed mark); upload a newer "
-                "version or retry it with `aurelius deploy --version-id`"
-            ),
-            **known,
-        )
-    return EnvironmentStatus(**base, state=BEHIND, reason=f"the newest version {newest.version_id} is not deployed", **known)

@@ -8,23 +8,26 @@ metric and notification in one place.
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config as BotoConfig
 
+from aurelius.core.notifications import Notifier
 from aurelius.core.reconcile import Action, Outcome, Target, reconcile
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
 # Namespace from POWERTOOLS_METRICS_NAMESPACE (template.yaml); the default keeps a handler
 # that runs without it (a test, the sandbox) from failing on its metrics.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "aurelius"))
-tracer = Tracer()
+# No powertools Tracer: it needs the AWS X-Ray SDK, which reaches end of support on 2027-02-25
+# (https://docs.aws.amazon.com/xray/latest/devguide/xray-daemon-eos.html). With Tracing: Active
+# (template.yaml) Lambda records each invocation's segments itself; see docs/aws.md.
 
 METRIC_FOR_ACTION = {
     Action.STARTED: "DeploysStarted",
@@ -32,6 +35,7 @@ METRIC_FOR_ACTION = {
     Action.SKIPPED: "DeploysSkipped",
     Action.DEFERRED: "DeploysDeferred",
     Action.ALARM: "DeploysFailed",
+    Action.CANCELLED: "DeploysCancelled",
 }
 REJECTED_METRIC = "EventsRejected"
 
@@ -53,7 +57,7 @@ class Config:
     force_refresh: bool
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Config":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
         environ = os.environ if environ is None else environ
         required = ("SERVICE_STACK_NAME", "MODEL_BUCKET", "MODEL_KEY")
         missing = [name for name in required if not environ.get(name)]
@@ -116,20 +120,19 @@ class Runtime:
     def report(self, outcome: Outcome) -> None:
         logger.append_keys(model_version=outcome.wanted_version, deployed_version=outcome.deployed_version)
         metrics.add_metric(name=METRIC_FOR_ACTION[outcome.action], unit=MetricUnit.Count, value=1)
-        fields = {"action": outcome.action.value, "reason": outcome.reason, "stack_status": outcome.stack_status}
+        fields = {"action": outcome.action.value, "reason": outcome.reason, "stack_status": outcome.stack_status, "finding": outcome.finding}
         if outcome.action is Action.ALARM:
             logger.error("reconcile needs a human", extra=fields)
-            self.notify(outcome)
-        elif outcome.action is Action.SKIPPED:
-            logger.warning("reconcile skipped", extra=fields)
+        elif outcome.action in (Action.SKIPPED, Action.CANCELLED):
+            logger.warning(f"reconcile {outcome.action.value}", extra=fields)
         else:
             logger.info("reconcile done", extra=fields)
+        self.notify(outcome)
 
     def notify(self, outcome: Outcome) -> None:
+        """One SNS message per problem, and one when it clears (aurelius.core.notifications)."""
         if not self.config.topic_arn:
             return
-        self.clients.get("sns").publish(
-            TopicArn=self.config.topic_arn,
-            Subject=f"aurelius: {outcome.stack_name} needs attention"[:100],
-            Message=json.dumps(outcome.as_dict(), indent=2),
-        )
+        done = Notifier(self.clients.get("sns"), self.config.topic_arn, warn=lambda message, **extra: logger.warning(message, extra=extra)).handle(outcome)
+        if done != "nothing":
+            logger.info("notification", extra={"notification": done})

@@ -1,6 +1,6 @@
 """The model's current S3 version: the only "what is wanted" in aurelius.
 
-HeadObject is strongly consistent (aws.md): right after a PUT it returns that PUT's version.
+HeadObject is strongly consistent (docs/aws.md): right after a PUT it returns that PUT's version.
 Nothing here downloads or unpickles the model.
 """
 
@@ -18,6 +18,21 @@ class ModelMissing(Exception):
 
 class VersioningDisabled(Exception):
     """The bucket returns no version id: pinning a version is impossible."""
+
+
+class ModelAccessDenied(ClientError):
+    """HeadObject answered 403: the caller's policy misses an action; str() names it and the ARN.
+
+    Still a ClientError, so a caller that only knows AWS errors (the management scripts) reports
+    it as one; the redeployer turns it into an alarm instead of an error Lambda would retry.
+    """
+
+    def __init__(self, error: ClientError, reason: str):
+        super().__init__(error.response, error.operation_name)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,8 @@ def current_model_version(s3, bucket: str, key: str, version_id: str | None = No
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion") or (code == "400" and version_id):
             what = f"version {version_id} of " if version_id else ""
             raise ModelMissing(f"no {what}model object at s3://{bucket}/{key}") from None
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise ModelAccessDenied(exc, access_denied_reason(bucket, key, version_id)) from None
         raise
     found = head.get("VersionId")
     if not found or found == "null":
@@ -55,3 +72,17 @@ def current_model_version(s3, bucket: str, key: str, version_id: str | None = No
             "(aurelius pins every deploy to an S3 VersionId)"
         )
     return ModelVersion(bucket, key, found, int(head.get("ContentLength", 0)), head.get("LastModified"))
+
+
+def access_denied_reason(bucket: str, key: str, version_id: str | None) -> str:
+    """What a 403 on HeadObject means and which permissions fix it.
+
+    HeadObject needs s3:GetObject (s3:GetObjectVersion with a VersionId); without s3:ListBucket on
+    the bucket a missing key answers 403 instead of 404
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions").
+    """
+    action = "s3:GetObjectVersion" if version_id else "s3:GetObject"
+    return (
+        f"access denied: HeadObject on s3://{bucket}/{key} needs {action} on arn:aws:s3:::{bucket}/{key} "
+        f"and s3:ListBucket on arn:aws:s3:::{bucket} (without s3:ListBucket a missing key also answers 403)"
+    )

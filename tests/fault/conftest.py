@@ -34,7 +34,7 @@ def backoff(monkeypatch):
 
 
 @pytest.fixture
-def alarms(deployed):
+def alarms(deployed):  # noqa: F811 (the fixture imported above)
     """An SNS topic the handlers notify on an alarm, read through an SQS subscription."""
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name="aurelius-deploys")["TopicArn"]
@@ -50,7 +50,7 @@ def faults():
 
 
 @pytest.fixture
-def make_lambdas(deployed, alarms, faults, backoff):
+def make_lambdas(deployed, alarms, faults, backoff):  # noqa: F811 (the fixture imported above)
     """Both handlers over moto with injected faults; retry_mode as botocore's retries mode."""
     topic, _ = alarms
     role = boto3.client("iam").create_role(RoleName="aurelius-cfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import io
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
@@ -85,7 +86,9 @@ class Faults:
     calls: Counter = field(default_factory=Counter)  # API calls as our code made them
     injected: Counter = field(default_factory=Counter)
 
-    def fail(self, operation: str, times: int, status: int, code: str, message: str = "", after_applying: bool = False) -> "Faults":
+    def fail(
+        self, operation: str, times: int, status: int, code: str, message: str = "", after_applying: bool = False
+    ) -> Faults:
         for _ in range(times):
             self.plans[operation].append(Fault(status, code, message or code, after_applying))
         return self
@@ -144,7 +147,7 @@ def report_busy(client, status: str = "UPDATE_IN_PROGRESS", times: int = 1) -> N
 
 
 def busy_update_error(status: str = "UPDATE_IN_PROGRESS") -> tuple[int, str, str]:
-    """What UpdateStack answers when the stack went busy after our DescribeStacks (aws.md)."""
+    """What UpdateStack answers when the stack went busy after our DescribeStacks (docs/aws.md)."""
     arn = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{SERVICE_STACK}/x"
     return 400, "ValidationError", f"Stack:{arn} is in {status} state and can not be updated."
 
@@ -159,7 +162,11 @@ class Lambdas:
 
     def __init__(self, config: Config, faults: Faults, retry_mode: str = "standard"):
         self.config, self.faults = config, faults
-        self.boto_config = BOTO_CONFIG if retry_mode == "standard" else BOTO_CONFIG.merge(BotoConfig(retries={"mode": retry_mode, "max_attempts": 5}))
+        self.boto_config = (
+            BOTO_CONFIG
+            if retry_mode == "standard"
+            else BOTO_CONFIG.merge(BotoConfig(retries={"mode": retry_mode, "max_attempts": 5}))
+        )
         self.prepare: list[Callable[[str, dict[str, Any]], None]] = []
         self.environments: dict[str, Any] = {}
         self.results: list[dict[str, Any]] = []
@@ -213,18 +220,27 @@ def snapshot(aws) -> dict[str, Any]:
     for name in sorted(aws.stack_names()):
         stack = aws.stack(name)
         events = aws.cfn.describe_stack_events(StackName=name)["StackEvents"]
-        updates = [e.get("ClientRequestToken") for e in events if e["ResourceType"] == "AWS::CloudFormation::Stack" and e["ResourceStatus"] == "UPDATE_IN_PROGRESS"]
+        updates = [
+            e.get("ClientRequestToken")
+            for e in events
+            if e["ResourceType"] == "AWS::CloudFormation::Stack" and e["ResourceStatus"] == "UPDATE_IN_PROGRESS"
+        ]
         stacks[name] = {"status": stack["StackStatus"], "parameters": aws.parameters(name), "updates": updates}
     return {
         "stacks": stacks,
         "task_definitions": {
-            status: sorted(aws.ecs.list_task_definitions(status=status)["taskDefinitionArns"]) for status in ("ACTIVE", "INACTIVE")
+            status: sorted(aws.ecs.list_task_definitions(status=status)["taskDefinitionArns"])
+            for status in ("ACTIVE", "INACTIVE")
         },
-        "model_versions": sorted(v["VersionId"] for v in aws.s3.list_object_versions(Bucket=BUCKET, Prefix=KEY).get("Versions", [])),
+        "model_versions": sorted(
+            v["VersionId"] for v in aws.s3.list_object_versions(Bucket=BUCKET, Prefix=KEY).get("Versions", [])
+        ),
     }
 
 
-def assert_newest_deployed_once_and_nothing_else_changed(before: dict[str, Any], after: dict[str, Any], newest: str) -> None:
+def assert_newest_deployed_once_and_nothing_else_changed(
+    before: dict[str, Any], after: dict[str, Any], newest: str
+) -> None:
     """After == before, except: the service stack pins ``newest`` through exactly one applied update,
     which moved the task definition to one new revision."""
     service_before, service_after = before["stacks"][SERVICE_STACK], after["stacks"][SERVICE_STACK]
@@ -233,7 +249,9 @@ def assert_newest_deployed_once_and_nothing_else_changed(before: dict[str, Any],
     assert service_after["parameters"]["ModelVersionId"] == newest
     assert service_after["status"] == "UPDATE_COMPLETE"
     # Every other parameter is as it was
-    moved = {k for k in service_after["parameters"] if service_after["parameters"][k] != service_before["parameters"].get(k)}
+    moved = {
+        k for k in service_after["parameters"] if service_after["parameters"][k] != service_before["parameters"].get(k)
+    }
     assert moved == {"ModelVersionId"}
     # One new task definition revision; the one it replaced is INACTIVE; nothing else
     new_active = set(after["task_definitions"]["ACTIVE"]) - set(before["task_definitions"]["ACTIVE"])

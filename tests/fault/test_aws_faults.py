@@ -26,7 +26,9 @@ CFN_FAULTS = [
 
 
 @pytest.mark.parametrize("status, code", S3_FAULTS)
-def test_failing_head_object_is_retried_and_the_newest_version_deployed_once(deployed, lambdas, faults, backoff, alarms, status, code):
+def test_failing_head_object_is_retried_and_the_newest_version_deployed_once(
+    deployed, lambdas, faults, backoff, alarms, status, code
+):
     # Given version 2 uploaded, and S3 failing the next three HeadObject requests
     newest = deployed.upload(2)
     before = snapshot(deployed)
@@ -43,7 +45,9 @@ def test_failing_head_object_is_retried_and_the_newest_version_deployed_once(dep
 
 
 @pytest.mark.parametrize("status, code", CFN_FAULTS)
-def test_failing_describe_stacks_is_retried_and_the_newest_version_deployed_once(deployed, lambdas, faults, alarms, status, code):
+def test_failing_describe_stacks_is_retried_and_the_newest_version_deployed_once(
+    deployed, lambdas, faults, alarms, status, code
+):
     # Given version 2 uploaded, and CloudFormation failing the next three DescribeStacks requests
     newest = deployed.upload(2)
     before = snapshot(deployed)
@@ -59,7 +63,9 @@ def test_failing_describe_stacks_is_retried_and_the_newest_version_deployed_once
 
 
 @pytest.mark.parametrize("status, code", CFN_FAULTS)
-def test_update_stack_refused_before_cloudformation_acted_is_retried_and_applied_once(deployed, lambdas, faults, status, code):
+def test_update_stack_refused_before_cloudformation_acted_is_retried_and_applied_once(
+    deployed, lambdas, faults, status, code
+):
     # Given version 2 uploaded, and CloudFormation refusing the next two UpdateStack requests
     newest = deployed.upload(2)
     before = snapshot(deployed)
@@ -88,7 +94,9 @@ def test_update_stack_applied_but_answer_lost_is_retried_without_a_second_deploy
 
 
 @pytest.mark.parametrize("retry_mode", ["standard", "adaptive"])
-def test_every_call_of_a_reconcile_throttled_at_once_still_deploys_the_newest_once(deployed, make_lambdas, faults, alarms, retry_mode):
+def test_every_call_of_a_reconcile_throttled_at_once_still_deploys_the_newest_once(
+    deployed, make_lambdas, faults, alarms, retry_mode
+):
     # Given versions 2 and 3 uploaded, and S3 and CloudFormation throttling each call of the
     # reconcile once, under botocore's standard or adaptive retry mode (adaptive then also
     # slows its own sending rate: this test takes a few seconds in that mode)
@@ -96,7 +104,9 @@ def test_every_call_of_a_reconcile_throttled_at_once_still_deploys_the_newest_on
     deployed.upload(2)
     newest = deployed.upload(3)
     before = snapshot(deployed)
-    faults.fail("HeadObject", 1, 503, "SlowDown").fail("DescribeStacks", 1, 400, "Throttling").fail("UpdateStack", 1, 400, "Throttling")
+    faults.fail("HeadObject", 1, 503, "SlowDown").fail("DescribeStacks", 1, 400, "Throttling").fail(
+        "UpdateStack", 1, 400, "Throttling"
+    )
     # When both uploads' notifications arrive
     results = [lambdas.upload_event(), lambdas.upload_event()]
     # Then the first deploys version 3, the second finds it in sync
@@ -106,7 +116,9 @@ def test_every_call_of_a_reconcile_throttled_at_once_still_deploys_the_newest_on
     assert alarms[1]() == []
 
 
-def test_throttling_beyond_the_retry_budget_fails_the_invocation_and_lambdas_retry_deploys_once(deployed, lambdas, faults, alarms):
+def test_throttling_beyond_the_retry_budget_fails_the_invocation_and_lambdas_retry_deploys_once(
+    deployed, lambdas, faults, alarms
+):
     # Given version 2 uploaded, and DescribeStacks throttled six times in a row: all of
     # BOTO_CONFIG's sends (max_attempts=5 counts retries, so botocore sends six times)
     newest = deployed.upload(2)
@@ -124,3 +136,29 @@ def test_throttling_beyond_the_retry_budget_fails_the_invocation_and_lambdas_ret
     assert result["action"] == "started"
     assert_newest_deployed_once_and_nothing_else_changed(before, snapshot(deployed), newest)
     assert alarms[1]() == []
+
+
+def test_head_object_access_denied_is_one_alarm_naming_the_permission_not_a_retried_error(
+    deployed, lambdas, faults, alarms
+):
+    # Regression (issue 10 item 2): without s3:ListBucket a missing key answers 403, and a 403 used
+    # to escape the handler, so Lambda retried it and the failure queue filled up.
+    # Given the function's role cannot read the model object
+    deployed.upload(2)
+    before = snapshot(deployed)
+    faults.fail("HeadObject", 2, 403, "AccessDenied", "Access Denied")
+    # When S3's notification, and then a schedule tick, reach the functions
+    first, second = lambdas.upload_event(), lambdas.tick()
+    # Then both return an alarm (no exception for Lambda to retry), botocore did not retry the 403,
+    # and the reason says what to grant on which ARN
+    assert [first["action"], second["action"]] == ["alarm", "alarm"]
+    assert faults.sends["HeadObject"] == 2
+    assert (
+        "access denied" in first["reason"]
+        and "s3:GetObject on arn:aws:s3:::" in first["reason"]
+        and "s3:ListBucket" in first["reason"]
+    )
+    # and nothing changed, and one message went out for the one problem
+    assert snapshot(deployed) == before
+    (message,) = alarms[1]()
+    assert "access denied" in message["Body"]

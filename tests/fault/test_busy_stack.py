@@ -2,7 +2,7 @@
 
 Someone else's update (a person running deploy-service.py, a rollback) starts in the gap.
 CloudFormation then refuses UpdateStack with a ValidationError "... is in UPDATE_IN_PROGRESS
-state and can not be updated." (aws.md). moto finishes updates at once and never answers so,
+state and can not be updated." (docs/aws.md). moto finishes updates at once and never answers so,
 so the answer is injected at the HTTP layer (tests/fault/harness.py). The reconcile defers; the
 stack's status-change event, when the other update ends, deploys the newest version once.
 """
@@ -22,7 +22,9 @@ BUSY_STATES = ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPD
 
 
 @pytest.mark.parametrize("state", BUSY_STATES)
-def test_stack_busy_at_update_stack_defers_without_change_then_status_event_deploys_newest_once(deployed, lambdas, faults, alarms, state):
+def test_stack_busy_at_update_stack_defers_without_change_then_status_event_deploys_newest_once(
+    deployed, lambdas, faults, alarms, state
+):
     # Given version 2 uploaded, and the stack going busy after our DescribeStacks
     newest = deployed.upload(2)
     before = snapshot(deployed)

@@ -2,7 +2,7 @@
 
 The timeout is a BaseException raised right after an AWS answer arrives (tests/fault/harness.py):
 nothing in the handler can catch it, as nothing can catch Lambda killing the runtime. Lambda
-retries an asynchronous event that failed (twice, 1 and 2 minutes later, aws.md) in a new
+retries an asynchronous event that failed (twice, 1 and 2 minutes later, docs/aws.md) in a new
 execution environment; the harness loads the handler module again for it.
 """
 
@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fault.harness import LambdaTimeout, assert_newest_deployed_once_and_nothing_else_changed, die_after, report_busy, snapshot
+from tests.fault.harness import (
+    LambdaTimeout,
+    assert_newest_deployed_once_and_nothing_else_changed,
+    die_after,
+    report_busy,
+    snapshot,
+)
 
 POINTS = [
     pytest.param("s3", "HeadObject", id="after-HeadObject"),
@@ -20,7 +26,9 @@ POINTS = [
 
 
 @pytest.mark.parametrize("service, operation", POINTS)
-def test_timeout_mid_reconcile_then_lambdas_retry_leaves_the_newest_deployed_once(deployed, lambdas, faults, alarms, service, operation):
+def test_timeout_mid_reconcile_then_lambdas_retry_leaves_the_newest_deployed_once(
+    deployed, lambdas, faults, alarms, service, operation
+):
     # Given version 2 uploaded, and redeploy_service timing out right after the answer to one
     # of its three calls
     newest = deployed.upload(2)
@@ -51,12 +59,18 @@ def test_timeout_after_update_stack_while_the_rollout_runs_never_updates_twice(d
     # When Lambda's retry runs while CloudFormation still rolls the service out (on AWS the stack
     # is UPDATE_IN_PROGRESS for minutes; moto finishes at once, so the retry's DescribeStacks is
     # shown busy), and later the stack's UPDATE_COMPLETE status change arrives
-    lambdas.prepare.append(lambda function, clients: report_busy(clients["cloudformation"]))
+    lambdas.prepare.append(
+        lambda function, clients: function == "redeploy_service" and report_busy(clients["cloudformation"])
+    )
     retried = lambdas.upload_event()
     finished = lambdas.status_event()
-    # Then the retry saw the stack already pinning v2 (in sync, though still rolling), did not
-    # wait and did not update again, and neither did the status change
-    assert (retried["action"], retried["stack_status"]) == ("in-sync", "UPDATE_IN_PROGRESS")
+    # Then the retry found the stack busy rolling v2 out (deferred: a busy stack is never updated,
+    # whatever it pins), did not wait and did not update again, and neither did the status change
+    assert (retried["action"], retried["stack_status"], retried["deployed_version"]) == (
+        "deferred",
+        "UPDATE_IN_PROGRESS",
+        newest,
+    )
     assert finished["action"] == "in-sync"
     assert faults.sends["UpdateStack"] == 1
     assert_newest_deployed_once_and_nothing_else_changed(before, snapshot(deployed), newest)

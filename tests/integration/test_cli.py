@@ -176,7 +176,10 @@ def test_history_after_two_deploys_lists_both_newest_first_with_their_outcomes(d
     # Then: v1 (force) then v2 (auto), both completed, then the creation
     assert code == 0
     deploys = json.loads(out)["deploys"]
-    assert [(d["version_id"], d["kind"], d["outcome"]) for d in deploys[:2]] == [(v1, "force", "completed"), (v2, "auto", "completed")]
+    assert [(d["version_id"], d["kind"], d["outcome"]) for d in deploys[:2]] == [
+        (v1, "force", "completed"),
+        (v2, "auto", "completed"),
+    ]
     assert deploys[0]["started"] >= deploys[1]["ended"]
     assert deploys[-1]["outcome"] == "created"
     # and the table for people says the same
@@ -199,7 +202,9 @@ def test_moto_update_events_carry_the_request_token_through_moto_compat(deployed
 
 
 # ---------------------------------------------------------------------------- the console script
-@pytest.mark.parametrize("argv", [[], ["status"], ["deploy"], ["history"]], ids=["aurelius", "status", "deploy", "history"])
+@pytest.mark.parametrize(
+    "argv", [[], ["status"], ["deploy"], ["history"]], ids=["aurelius", "status", "deploy", "history"]
+)
 def test_console_script_help_works_for_every_command(argv):
     done = subprocess.run([str(AURELIUS), *argv, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -43,7 +43,9 @@ class Loop:
     def _count(self, params, **kwargs):
         self.updates.append(params)
 
-    def s3_event(self, key: str = KEY, bucket: str = BUCKET, version_id: str | None = None, sequencer: str | None = None) -> dict:
+    def s3_event(
+        self, key: str = KEY, bucket: str = BUCKET, version_id: str | None = None, sequencer: str | None = None
+    ) -> dict:
         event = load_event("s3_put")
         event["Records"][0]["s3"]["bucket"]["name"] = bucket
         s3_object = event["Records"][0]["s3"]["object"]
@@ -69,6 +71,7 @@ def loop(deployed):
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     role = boto3.client("iam").create_role(RoleName="aurelius-cfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     result = Loop(deployed, topic, role)
+    result.topic = topic
     result.inbox = lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     return result
 
@@ -85,7 +88,9 @@ def test_upload_moves_service_to_a_new_task_definition_revision_pinned_to_that_v
     assert loop.aws.parameters()["ModelS3Uri"] == f"s3://{BUCKET}/{KEY}"
     new_revision = loop.aws.task_definition_resource()
     assert new_revision != first_revision and new_revision.endswith(":2")
-    assert loop.aws.ecs.describe_task_definition(taskDefinition=first_revision)["taskDefinition"]["status"] == "INACTIVE"
+    assert (
+        loop.aws.ecs.describe_task_definition(taskDefinition=first_revision)["taskDefinition"]["status"] == "INACTIVE"
+    )
     # and CloudFormation was asked to act with the service role, keeping every other parameter
     (update,) = loop.updates
     assert update["RoleARN"].endswith(":role/aurelius-cfn") and update["UsePreviousTemplate"] is True
@@ -194,7 +199,7 @@ def test_every_log_line_of_a_reconcile_names_stack_and_model_version(loop, log_l
 class BusyFor:
     """A CloudFormation client over moto that reports the stack busy for the first N describes.
 
-    moto finishes updates synchronously and never shows *_IN_PROGRESS (moto.md); this is the
+    moto finishes updates synchronously and never shows *_IN_PROGRESS (docs/moto.md); this is the
     smallest fake that lets the rest of the loop run for real.
     """
 
@@ -226,3 +231,72 @@ def test_upload_during_a_busy_stack_is_deployed_when_the_stack_status_event_arri
     assert result["action"] == "started"
     assert loop.aws.parameters()["ModelVersionId"] == versions[-1]
     assert len(loop.updates) == 1
+
+
+class BrokenWhile:
+    """DescribeStacks over moto answers UPDATE_ROLLBACK_FAILED while ``broken`` is set (moto
+    cannot produce a failed rollback, docs/moto.md); everything else is moto's."""
+
+    def __init__(self, real):
+        self.real, self.broken = real, True
+
+    def describe_stacks(self, **kwargs):
+        answer = self.real.describe_stacks(**kwargs)
+        if self.broken:
+            answer["Stacks"][0]["StackStatus"] = "UPDATE_ROLLBACK_FAILED"
+        return answer
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def drain(loop) -> list[dict]:
+    """Every SNS message that reached the inbox so far (the SNS envelope's Message, parsed)."""
+    found = []
+    while batch := loop.inbox():
+        found += [json.loads(json.loads(m["Body"])["Message"]) for m in batch]
+        loop.aws_sqs_delete(batch)
+    return found
+
+
+@pytest.fixture
+def noisy_loop(loop):
+    sqs = boto3.client("sqs")
+    queue = sqs.get_queue_url(QueueName="aurelius-deploys-inbox")["QueueUrl"]
+    loop.aws_sqs_delete = lambda batch: [
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"]) for m in batch
+    ]
+    return loop
+
+
+def test_twelve_ticks_on_the_same_broken_stack_send_one_message_and_the_repair_sends_the_next(noisy_loop):
+    loop = noisy_loop
+    # Given a stack stuck in UPDATE_ROLLBACK_FAILED while version 2 waits
+    broken = BrokenWhile(loop.refresh.runtime.clients.get("cloudformation"))
+    loop.refresh.runtime.clients._made["cloudformation"] = broken
+    v2 = loop.aws.upload(2)
+    # When the schedule ticks 12 times (an hour at the default rate)
+    actions = [loop.tick()["action"] for _ in range(12)]
+    # Then every tick alarms, but one message was sent, naming the stack, its state and the version
+    assert actions == ["alarm"] * 12
+    (alarm,) = drain(loop)
+    assert (alarm["notice"], alarm["stack_name"], alarm["stack_status"], alarm["wanted_version"]) == (
+        "alarm",
+        SERVICE_STACK,
+        "UPDATE_ROLLBACK_FAILED",
+        v2,
+    )
+    # When a newer version is uploaded while the stack is still broken: a new problem, one message
+    v3 = loop.aws.upload(3)
+    assert [loop.tick()["action"] for _ in range(3)] == ["alarm"] * 3
+    (again,) = drain(loop)
+    assert again["wanted_version"] == v3
+    # When a person repairs the stack: the next tick deploys v3 and says the problem is resolved
+    broken.broken = False
+    assert loop.tick()["action"] == "started"
+    (resolved,) = drain(loop)
+    assert resolved["notice"] == "resolved" and resolved["action"] == "started"
+    # and the topic forgets the alarm, so the same problem would be notified again
+    tags = boto3.client("sns").list_tags_for_resource(ResourceArn=loop.topic)["Tags"]
+    assert [t for t in tags if t["Key"] == "aurelius:last-alarm"] == []
+    assert loop.tick()["action"] == "in-sync" and drain(loop) == []

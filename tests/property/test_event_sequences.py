@@ -1,7 +1,7 @@
 """Property tests: any sequence of uploads and events keeps the redeploy loop's promises.
 
 hypothesis draws sequences of steps: model uploads; their S3 notifications delivered late,
-reordered, duplicated or never (as S3 may, aws.md), in the S3 or the EventBridge form, with
+reordered, duplicated or never (as S3 may, docs/aws.md), in the S3 or the EventBridge form, with
 the key URL-encoded as S3 or moto encode it; notifications for other objects; malformed
 events of every shape; schedule ticks; stack status changes (also late and duplicated); rollouts
 that finish; someone else's updates making the stack busy, also between our DescribeStacks and
@@ -125,7 +125,9 @@ edits = st.lists(st.tuples(st.integers(0, 10_000), json_values | st.just(DELETE)
 bad_upload_events = st.one_of(
     json_values,
     st.builds(mutated, st.sampled_from([s3_notification(), eventbridge_object_created()]), edits),
-    st.builds(lambda k: s3_notification(key=k), st.sampled_from(["models/other.pkl", KEY + ".tmp", "", "%", "models%2F"])),
+    st.builds(
+        lambda k: s3_notification(key=k), st.sampled_from(["models/other.pkl", KEY + ".tmp", "", "%", "models%2F"])
+    ),
     st.builds(lambda b: s3_notification(bucket=b), st.sampled_from(["other-bucket", BUCKET.upper(), ""])),
     st.just(s3_notification(name="ObjectRemoved:Delete")),
     st.builds(lambda k: eventbridge_object_created(key=k), st.sampled_from(["models/other.pkl", ""])),
@@ -143,7 +145,11 @@ bad_refresh_events = st.one_of(
 upload = st.just(("upload",))
 # deliver the notification of an earlier upload; keep=True leaves it pending (a duplicate later)
 notify = st.tuples(
-    st.just("notify"), st.integers(0, 50), st.booleans(), st.sampled_from(["s3", "eventbridge"]), st.sampled_from(OUR_KEY_ENCODINGS)
+    st.just("notify"),
+    st.integers(0, 50),
+    st.booleans(),
+    st.sampled_from(["s3", "eventbridge"]),
+    st.sampled_from(OUR_KEY_ENCODINGS),
 )
 rollout_finishes = st.just(("rollout-finishes",))
 # Weighted by repetition: the ordinary steps of the loop come up more often than the odd ones.
@@ -156,7 +162,9 @@ steps = st.one_of(
     rollout_finishes,
     rollout_finishes,
     st.just(("tick",)),
-    st.tuples(st.just("status-event"), st.sampled_from(["UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_FAILED"])),
+    st.tuples(
+        st.just("status-event"), st.sampled_from(["UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_FAILED"])
+    ),
     st.just(("other-update-starts",)),
     st.just(("busy-before-our-next-update",)),
     st.tuples(st.just("bad-upload-event"), bad_upload_events),
@@ -172,24 +180,35 @@ def handlers() -> dict[str, ModuleType]:
 class World:
     """S3, CloudFormation and the two handlers wired to them; runs steps, checks promises."""
 
-    def __init__(self, handlers: dict[str, ModuleType]):
+    def __init__(self, handlers: dict[str, ModuleType], deadline: int | None = None):
         self.s3 = FakeS3(BUCKET, KEY)
         first = self.s3.upload()
-        parameters = {"ClusterName": "c", "ContainerImage": "img:1", "ModelS3Uri": f"s3://{BUCKET}/{KEY}", "ModelVersionId": first, "DeploymentNonce": "n0"}
+        parameters = {
+            "ClusterName": "c",
+            "ContainerImage": "img:1",
+            "ModelS3Uri": f"s3://{BUCKET}/{KEY}",
+            "ModelVersionId": first,
+            "DeploymentNonce": "n0",
+        }
+        if deadline is not None:
+            parameters["RolloutDeadlineSeconds"] = str(deadline)
         self.cfn = FakeCloudFormation(STACK, self.s3, parameters)
         self.handlers = handlers
         config = Config(STACK, BUCKET, KEY, role_arn=None, topic_arn=None, force_refresh=False)
         for module in handlers.values():
             module.runtime.config = config
             module.runtime.clients._made = {"s3": self.s3, "cloudformation": self.cfn, "sns": NoSns()}
+        self.actions = ACTIONS | ({"cancelled"} if deadline else set())
+        self.cancelled_now = False  # a cancel rolls the stack back to the version before, by design
         self.pending: list[int] = []  # upload numbers whose notification is not delivered yet
         self.highest_rank = 0
         self.results: list[dict[str, Any]] = []
 
     def invoke(self, function: str, event: Any) -> dict[str, Any]:
         result = self.handlers[function].lambda_handler(event, LambdaContext())  # must never raise
-        assert isinstance(result, dict) and result.get("action") in ACTIONS, result
+        assert isinstance(result, dict) and result.get("action") in self.actions, result
         self.results.append(result)
+        self.cancelled_now = self.cancelled_now or result["action"] == "cancelled"
         return result
 
     def run(self, step: tuple) -> None:
@@ -219,11 +238,15 @@ class World:
             self.cfn.start_other_update()
         elif kind == "busy-before-our-next-update":
             self.cfn.busy_before_next_update = True
+        elif kind == "rollout-stalls":
+            self.cfn.stall()
         self.check()
 
     def check(self) -> None:
         assert self.cfn.violations == []
         rank = self.s3.rank(self.cfn.deployed)
+        if self.cancelled_now:
+            self.highest_rank, self.cancelled_now = rank, False
         assert rank >= self.highest_rank, f"deployed version went back from #{self.highest_rank} to #{rank}"
         self.highest_rank = rank
 
@@ -280,7 +303,13 @@ def test_a_burst_of_shuffled_duplicate_notifications_deploys_only_the_newest_onc
 # Found by this test: EventBridge-shaped events without detail-type or detail raised KeyError.
 @example(event={"source": "aws.s3"})
 @example(event={"source": "aws.s3", "detail-type": "Object Created"})
-@example(event={"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": BUCKET}, "object": {"key": 7}}})
+@example(
+    event={
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": 7}},
+    }
+)
 def test_redeploy_service_rejects_or_handles_any_event_without_raising(handlers, event):
     # Given a service in sync with S3, and a newer upload waiting
     world = World(handlers)
@@ -305,3 +334,42 @@ def test_scheduled_refresh_rejects_or_handles_any_event_without_raising(handlers
     if result["action"] == "rejected":
         assert isinstance(result["reason"], str) and result["reason"]
     assert world.cfn.violations == []
+
+
+# Steps where rollouts may stall past the stack's deadline, and people update the stack too.
+deadline_steps = st.one_of(
+    upload,
+    upload,
+    notify,
+    rollout_finishes,
+    st.just(("rollout-stalls",)),
+    st.just(("rollout-stalls",)),
+    st.just(("tick",)),
+    st.just(("tick",)),
+    st.just(("other-update-starts",)),
+    st.tuples(st.just("status-event"), st.sampled_from(["UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"])),
+)
+
+
+@SETTINGS
+@given(sequence=st.lists(deadline_steps, min_size=3, max_size=40))
+# Always run: our stalled update is cancelled; a person's stalled update is not.
+@example(sequence=[("upload",), ("tick",), ("rollout-stalls",), ("tick",), ("tick",), ("upload",), ("tick",)])
+@example(sequence=[("upload",), ("other-update-starts",), ("rollout-stalls",), ("tick",), ("rollout-finishes",)])
+def test_only_our_updates_are_cancelled_only_past_their_deadline_and_a_cancelled_version_is_not_retried(
+    handlers, sequence
+):
+    # Given a service stack whose updates have a 30-minute deadline
+    world = World(handlers, deadline=1800)
+    # When uploads, ticks, stalls and people's updates happen (the fake CloudFormation records a
+    # cancel of someone else's update, a cancel before the deadline, and an UpdateStack for a
+    # version cancelled since the last update began as violations; check() asserts there are none)
+    for step in sequence:
+        world.run(step)
+    # Then every cancel was of an update the redeployer started
+    cancels = [r for r in world.results if r["action"] == "cancelled"]
+    assert all(r["token"].startswith("aurelius-cancel-") for r in cancels)
+    statistic("cancelled" if cancels else "no cancel")
+    # and once the stack is free, a tick deploys the newest version unless its update was cancelled
+    world.settle()
+    assert world.cfn.deployed == world.s3.current or world.s3.current in world.cfn.cancelled

@@ -1,6 +1,6 @@
 """`aurelius status / deploy / history` on stack states moto cannot produce, with botocore Stubber.
 
-moto finishes every update synchronously and never rolls back (../shared/notes/moto.md), so a
+moto finishes every update synchronously and never rolls back (docs/moto.md), so a
 busy stack, a rolled-back or stuck update and a failed-marked version are stubbed here: each test
 lists the AWS calls the command must make, in order, and what AWS answers.
 """
@@ -8,7 +8,7 @@ lists the AWS calls the command must make, in order, and what AWS answers.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -23,7 +23,7 @@ STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x"
 BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
 URI = f"s3://{BUCKET}/{KEY}"
 TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/aurelius-task-local-demo"
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 UPLOADED = {"v1": T0 - timedelta(days=2), "v2": T0 - timedelta(days=1), "v3": T0 - timedelta(hours=1)}
 
 
@@ -31,9 +31,11 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def stack(status: str, version: str) -> dict:
+def stack(status: str, version: str, started: datetime | None = None, deadline: int | None = None) -> dict:
     params = {"ClusterName": "c", "ContainerImage": "img:1", "ModelS3Uri": URI, "ModelVersionId": version}
-    return {
+    if deadline is not None:
+        params["RolloutDeadlineSeconds"] = str(deadline)
+    found = {
         "StackName": STACK,
         "StackId": STACK_ID,
         "StackStatus": status,
@@ -41,9 +43,14 @@ def stack(status: str, version: str) -> dict:
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         "Capabilities": ["CAPABILITY_IAM"],
     }
+    if started is not None:  # LastUpdatedTime: the start of the running update
+        found["LastUpdatedTime"] = started
+    return found
 
 
-def event(status: str, minute: int, token: str | None = None, logical: str = STACK, kind: str = "AWS::CloudFormation::Stack") -> dict:
+def event(
+    status: str, minute: int, token: str | None = None, logical: str = STACK, kind: str = "AWS::CloudFormation::Stack"
+) -> dict:
     found = {
         "StackId": STACK_ID,
         "EventId": f"{logical}-{status}-{minute}",
@@ -93,8 +100,13 @@ class Aws:
         )
 
     def head_missing(self, version: str):
-        self.s3_stub.add_client_error("head_object", "404", "Not Found", http_status_code=404,
-                                      expected_params={"Bucket": BUCKET, "Key": KEY, "VersionId": version})
+        self.s3_stub.add_client_error(
+            "head_object",
+            "404",
+            "Not Found",
+            http_status_code=404,
+            expected_params={"Bucket": BUCKET, "Key": KEY, "VersionId": version},
+        )
 
     def versions(self, *ids: str):
         listed = [
@@ -105,17 +117,26 @@ class Aws:
         self.s3_stub.add_response("list_object_versions", {"Versions": listed}, {"Bucket": BUCKET, "Prefix": KEY})
 
     # CloudFormation
-    def describe(self, status: str, version: str):
-        self.cfn_stub.add_response("describe_stacks", {"Stacks": [stack(status, version)]}, {"StackName": STACK})
+    def describe(self, status: str, version: str, **running):
+        self.cfn_stub.add_response(
+            "describe_stacks", {"Stacks": [stack(status, version, **running)]}, {"StackName": STACK}
+        )
 
     def events(self, events: list[dict], next_token: str | None = None, after: str | None = None):
         answer = {"StackEvents": events, **({"NextToken": next_token} if next_token else {})}
-        self.cfn_stub.add_response("describe_stack_events", answer, {"StackName": STACK, **({"NextToken": after} if after else {})})
+        self.cfn_stub.add_response(
+            "describe_stack_events", answer, {"StackName": STACK, **({"NextToken": after} if after else {})}
+        )
 
     def resources(self, revision: int):
         rows = [
-            {"LogicalResourceId": "TaskDefinition", "PhysicalResourceId": f"{TASK}:{revision}",
-             "ResourceType": "AWS::ECS::TaskDefinition", "Timestamp": T0, "ResourceStatus": "UPDATE_COMPLETE"},
+            {
+                "LogicalResourceId": "TaskDefinition",
+                "PhysicalResourceId": f"{TASK}:{revision}",
+                "ResourceType": "AWS::ECS::TaskDefinition",
+                "Timestamp": T0,
+                "ResourceStatus": "UPDATE_COMPLETE",
+            },
         ]
         self.cfn_stub.add_response("describe_stack_resources", {"StackResources": rows}, {"StackName": STACK})
 
@@ -123,8 +144,13 @@ class Aws:
         self.cfn_stub.add_response(
             "update_stack",
             {"StackId": STACK_ID},
-            {"StackName": STACK, "UsePreviousTemplate": True, "Parameters": ANY, "Capabilities": ["CAPABILITY_IAM"],
-             "ClientRequestToken": expected_token},
+            {
+                "StackName": STACK,
+                "UsePreviousTemplate": True,
+                "Parameters": ANY,
+                "Capabilities": ["CAPABILITY_IAM"],
+                "ClientRequestToken": expected_token,
+            },
         )
 
     def run(self, capsys, *argv: str) -> tuple[int, str, str]:
@@ -144,7 +170,9 @@ def aws():
 
 
 # ---------------------------------------------------------------------------- deploy
-@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"])
+@pytest.mark.parametrize(
+    "status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"]
+)
 def test_deploy_refuses_a_busy_stack_with_exit_1_and_sends_no_update(aws, capsys, status):
     # Given the chosen version exists and the stack is busy
     aws.head("v2")
@@ -163,6 +191,17 @@ def test_deploy_refuses_a_stack_that_cannot_be_updated_with_exit_1(aws, capsys, 
     code, _, err = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2")
     assert code == 1
     assert "cannot be updated" in err and status in err
+
+
+def test_deploy_refusing_a_busy_stack_says_how_long_the_update_has_run_and_its_deadline(aws, capsys):
+    # Given an update that started 5 minutes ago with a one-hour deadline
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    aws.head("v2")
+    aws.describe("UPDATE_IN_PROGRESS", "v1", started=started, deadline=3600)
+    # When / Then: refused, with the rollout's age and deadline
+    code, _, err = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2")
+    assert code == 1 and "busy (UPDATE_IN_PROGRESS, running 5m" in err
+    assert f"deadline {started + timedelta(hours=1):%Y-%m-%d %H:%M:%SZ}" in err
 
 
 def test_deploy_dry_run_refuses_a_busy_stack_before_creating_a_change_set(aws, capsys):
@@ -232,10 +271,21 @@ def test_deploy_latest_when_it_is_already_deployed_sends_no_update(aws, capsys):
 
 
 # ---------------------------------------------------------------------------- status
-def status_calls(aws: Aws, status: str, deployed: str, newest: str, events: list[dict], revision: int = 3):
-    """The reads of `aurelius status` for one environment, in order."""
-    aws.describe(status, deployed)
+def status_calls(
+    aws: Aws,
+    status: str,
+    deployed: str,
+    newest: str,
+    events: list[dict],
+    revision: int = 3,
+    token_read: bool = False,
+    **running,
+):
+    """The reads of `aurelius status` for one environment, in order (per client)."""
+    aws.describe(status, deployed, **running)
     aws.head(newest, named=False)
+    if token_read:
+        aws.events(events)  # the newest update's token: the failed mark, or whose update is past its deadline
     aws.head(deployed)
     aws.resources(revision)
     aws.events(events)  # the last deploy
@@ -251,8 +301,7 @@ def test_status_reports_failed_when_the_newest_version_rolled_back(aws, capsys):
         event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5)),
         event("CREATE_COMPLETE", 1),
     ]
-    status_calls(aws, "UPDATE_ROLLBACK_COMPLETE", "v1", "v2", events)
-    aws.events(events)  # the failed mark
+    status_calls(aws, "UPDATE_ROLLBACK_COMPLETE", "v1", "v2", events, token_read=True)
     # When
     code, out, _ = aws.run(capsys, "status", "--environment", "local", "--json")
     # Then: state failed, exit 1, the last deploy rolled back
@@ -272,8 +321,52 @@ def test_status_reports_deploying_while_the_stack_updates(aws, capsys):
     assert "deploying" in row and "UPDATE_IN_PROGRESS" in row and "in progress" in row
 
 
+def test_status_shows_how_long_the_update_has_run_and_its_deadline(aws, capsys):
+    # Given our update to v2 started 10 minutes ago with a one-hour deadline
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    deadline = started + timedelta(hours=1)
+    status_calls(
+        aws,
+        "UPDATE_IN_PROGRESS",
+        "v2",
+        "v2",
+        [event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))],
+        started=started,
+        deadline=3600,
+    )
+    # When
+    code, out, _ = aws.run(capsys, "status", "--environment", "local")
+    # Then it is deploying, and the reason says for how long and until when
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith("local: deploying:"))
+    assert "running 10m" in line and f"deadline {deadline:%Y-%m-%d %H:%M:%SZ}" in line and "left" in line
+
+
+def test_status_json_of_an_update_past_its_deadline_says_the_redeployer_cancels_it(aws, capsys):
+    # Given our update started 2 hours ago with a one-hour deadline
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    events = [event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))]
+    status_calls(aws, "UPDATE_IN_PROGRESS", "v2", "v2", events, token_read=True, started=started, deadline=3600)
+    # When
+    code, out, _ = aws.run(capsys, "status", "--environment", "local", "--json")
+    # Then
+    (env,) = json.loads(out)["environments"]
+    assert code == 1 and env["state"] == "deploying" and "cancels this update" in env["reason"]
+    assert env["rollout"]["started"] == started.isoformat() and env["rollout"]["past_deadline"] is True
+    assert (
+        env["rollout"]["deadline"] == (started + timedelta(hours=1)).isoformat()
+        and env["rollout"]["running_seconds"] >= 7200
+    )
+
+
 def test_status_reports_failed_for_a_stack_stuck_in_update_rollback_failed(aws, capsys):
-    status_calls(aws, "UPDATE_ROLLBACK_FAILED", "v1", "v1", [event("UPDATE_ROLLBACK_FAILED", 9), event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))])
+    status_calls(
+        aws,
+        "UPDATE_ROLLBACK_FAILED",
+        "v1",
+        "v1",
+        [event("UPDATE_ROLLBACK_FAILED", 9), event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))],
+    )
     code, out, _ = aws.run(capsys, "status", "--environment", "local")
     assert code == 1
     assert "local: failed: stack is UPDATE_ROLLBACK_FAILED and cannot be updated" in out
@@ -293,9 +386,16 @@ def test_status_shows_an_unreachable_environment_as_error_and_still_shows_the_ot
         def __getattr__(self, name):
             def call(**kwargs):
                 raise EndpointConnectionError(endpoint_url="https://cloudformation.eu-west-1.amazonaws.com/")
+
             return call
 
-    status_calls(aws, "UPDATE_COMPLETE", "v2", "v2", [event("UPDATE_COMPLETE", 6), event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))])
+    status_calls(
+        aws,
+        "UPDATE_COMPLETE",
+        "v2",
+        "v2",
+        [event("UPDATE_COMPLETE", 6), event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))],
+    )
     clients = lambda service, region: Unreachable() if region == "eu-west-1" else aws.clients(service, region)  # noqa: E731
     # When
     with aws.s3_stub, aws.cfn_stub:
@@ -348,6 +448,62 @@ def test_history_lists_updates_newest_first_with_outcomes_read_across_event_page
     assert deploys[2]["model"] == {"version_id": "v2", "last_modified": UPLOADED["v2"].isoformat(), "size": 2048}
 
 
+def test_history_shows_an_update_the_redeployer_cancelled_at_its_deadline(aws, capsys):
+    # Given v3's update was cancelled by the redeployer (its cancel token on the rollback), and an
+    # earlier v2 update was cancelled by a person in the console
+    cancel = f"aurelius-cancel-{version_digest('v3')}-{int(at(50).timestamp())}"
+    aws.describe("UPDATE_ROLLBACK_COMPLETE", "v1")
+    aws.events(
+        [
+            event("UPDATE_ROLLBACK_COMPLETE", 55, cancel),
+            {**event("UPDATE_ROLLBACK_IN_PROGRESS", 50, cancel), "ResourceStatusReason": "User Initiated"},
+            event("UPDATE_IN_PROGRESS", 10, token("auto", "v3", 10)),
+            event("UPDATE_ROLLBACK_COMPLETE", 8, "Console-CancelUpdateStack-1"),
+            {
+                **event("UPDATE_ROLLBACK_IN_PROGRESS", 7, "Console-CancelUpdateStack-1"),
+                "ResourceStatusReason": "User Initiated",
+            },
+            event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5)),
+        ]
+    )
+    aws.versions("v1", "v2", "v3")
+    # When
+    code, out, _ = aws.run(capsys, "history", "--environment", "local")
+    # Then
+    assert code == 0
+    rows = [line for line in out.splitlines() if " auto " in line]
+    assert "cancelled (deadline)" in rows[0] and "v3" in rows[0]
+    assert "cancelled" in rows[1] and "(deadline)" not in rows[1] and "v2" in rows[1]
+
+
+def test_history_takes_a_cancel_after_the_deadline_for_the_redeployers_when_the_rollback_carries_the_update_token(
+    aws, capsys
+):
+    # Given a 30-minute deadline; v3's rollback ("User Initiated") came 40 minutes after its start,
+    # v2's 5 minutes after, and both rollbacks carry their update's own token
+    v3, v2 = token("auto", "v3", 10), token("auto", "v2", 0)
+    aws.describe("UPDATE_ROLLBACK_COMPLETE", "v1", deadline=1800)
+    aws.events(
+        [
+            event("UPDATE_ROLLBACK_COMPLETE", 55, v3),
+            {**event("UPDATE_ROLLBACK_IN_PROGRESS", 50, v3), "ResourceStatusReason": "User Initiated"},
+            event("UPDATE_IN_PROGRESS", 10, v3),
+            event("UPDATE_ROLLBACK_COMPLETE", 7, v2),
+            {**event("UPDATE_ROLLBACK_IN_PROGRESS", 5, v2), "ResourceStatusReason": "User Initiated"},
+            event("UPDATE_IN_PROGRESS", 0, v2),
+        ]
+    )
+    aws.versions("v1", "v2", "v3")
+    # When
+    code, out, _ = aws.run(capsys, "history", "--environment", "local", "--json")
+    # Then
+    assert code == 0
+    assert [(d["version_id"], d["outcome"]) for d in json.loads(out)["deploys"]] == [
+        ("v3", "cancelled (deadline)"),
+        ("v2", "cancelled"),
+    ]
+
+
 def test_history_names_a_version_deleted_from_s3_by_its_digest(aws, capsys):
     aws.describe("UPDATE_COMPLETE", "v2")
     aws.events([event("UPDATE_COMPLETE", 12), event("UPDATE_IN_PROGRESS", 10, token("auto", "gone", 10))])
@@ -368,6 +524,8 @@ def test_history_shows_the_creation_with_the_current_version_when_nothing_update
 
 
 def test_history_of_a_missing_stack_exits_1(aws, capsys):
-    aws.cfn_stub.add_client_error("describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist", http_status_code=400)
+    aws.cfn_stub.add_client_error(
+        "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist", http_status_code=400
+    )
     code, _, err = aws.run(capsys, "history", "--environment", "local")
     assert code == 1 and "does not exist" in err

@@ -1,20 +1,22 @@
-"""The reconcile decisions, with botocore Stubber.
+"""What reconcile SENDS for each decision, with botocore Stubber.
 
-moto cannot produce *_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE after a circuit-breaker rollback,
-UPDATE_ROLLBACK_FAILED or a stack going busy between two calls (../shared/notes/moto.md), so
-these tests pin down what the code *sends* for each state instead.
+The decisions themselves are table-driven over the pure function in test_decision.py. moto
+cannot produce *_IN_PROGRESS, a cancel, UPDATE_ROLLBACK_COMPLETE after a circuit-breaker
+rollback or a stack going busy between two calls (docs/moto.md), so these tests pin down the
+calls reconcile makes, in order, and their parameters.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
-from aurelius.core.reconcile import Action, Target, reconcile, request_token, version_digest
+from aurelius.core.reconcile import Action, Target, reconcile
+from aurelius.core.tokens import request_token, version_digest
 
 STACK = "aurelius-service-stack-local-demo"
 BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
@@ -24,16 +26,27 @@ TARGET = Target(STACK, BUCKET, KEY, ROLE)
 NOW = 1_795_600_000.0
 
 
-def stack(status: str, version: str, uri: str = URI, extra: dict | None = None) -> dict:
-    params = {"ClusterName": "c", "ContainerImage": "img:1", "ModelS3Uri": uri, "ModelVersionId": version, **(extra or {})}
-    return {
+def stack(
+    status: str, version: str, uri: str = URI, extra: dict | None = None, started_ago: float | None = None
+) -> dict:
+    params = {
+        "ClusterName": "c",
+        "ContainerImage": "img:1",
+        "ModelS3Uri": uri,
+        "ModelVersionId": version,
+        **(extra or {}),
+    }
+    found = {
         "StackName": STACK,
         "StackId": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x",
         "StackStatus": status,
-        "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc),
+        "CreationTime": datetime(2026, 11, 1, tzinfo=UTC),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         "Capabilities": ["CAPABILITY_IAM"],
     }
+    if started_ago is not None:  # LastUpdatedTime: the start of the update running now
+        found["LastUpdatedTime"] = datetime.fromtimestamp(NOW - started_ago, UTC)
+    return found
 
 
 class Aws:
@@ -47,7 +60,7 @@ class Aws:
     def head(self, version: str = "v2", size: int = 100):
         self.s3_stub.add_response(
             "head_object",
-            {"VersionId": version, "ContentLength": size, "LastModified": datetime(2026, 11, 26, tzinfo=timezone.utc)},
+            {"VersionId": version, "ContentLength": size, "LastModified": datetime(2026, 11, 26, tzinfo=UTC)},
             {"Bucket": BUCKET, "Key": KEY},
         )
 
@@ -62,7 +75,7 @@ class Aws:
             "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist", http_status_code=400
         )
 
-    def events(self, token: str | None):
+    def events(self, token: str | None, *older: dict):
         event = {
             "StackId": "x",
             "EventId": "e1",
@@ -70,11 +83,11 @@ class Aws:
             "LogicalResourceId": STACK,
             "ResourceType": "AWS::CloudFormation::Stack",
             "ResourceStatus": "UPDATE_IN_PROGRESS",
-            "Timestamp": datetime(2026, 11, 26, tzinfo=timezone.utc),
+            "Timestamp": datetime(2026, 11, 26, tzinfo=UTC),
         }
         if token:
             event["ClientRequestToken"] = token
-        self.cfn_stub.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": STACK})
+        self.cfn_stub.add_response("describe_stack_events", {"StackEvents": [*older, event]}, {"StackName": STACK})
 
     def update(self, expected: dict | None = None):
         self.cfn_stub.add_response("update_stack", {"StackId": "x"}, expected or ANY_UPDATE)
@@ -136,33 +149,26 @@ def test_deployed_version_is_in_sync_and_sends_no_update(aws):
     aws.head("v2")
     aws.describe(stack("UPDATE_COMPLETE", "v2"))
     outcome = aws.run()  # Stubber fails the test on any unexpected UpdateStack
-    assert outcome.action is Action.IN_SYNC
+    assert outcome.action is Action.IN_SYNC and outcome.finding == "InSync"
 
 
-@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "CREATE_IN_PROGRESS"])
-def test_busy_stack_defers_without_update_or_error(aws, status):
+@pytest.mark.parametrize(
+    "status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"]
+)
+def test_busy_or_broken_stack_sends_nothing_and_reads_no_events(aws, status):
+    # Given a stack that is busy (no deadline parameter) or needs a person
     aws.head("v2")
-    aws.describe(stack(status, "v1"))
+    aws.describe(stack(status, "v1", started_ago=60))
+    # When / Then: no DescribeStackEvents, no UpdateStack (Stubber has none queued)
     outcome = aws.run()
-    assert outcome.action is Action.DEFERRED
-    assert status in outcome.reason
+    assert outcome.action in (Action.DEFERRED, Action.ALARM) and status in outcome.reason
 
 
-@pytest.mark.parametrize("status", ["ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED", "DELETE_FAILED"])
-def test_stack_that_cannot_be_updated_raises_alarm_without_update(aws, status):
-    aws.head("v2")
-    aws.describe(stack(status, "v1"))
-    outcome = aws.run()
-    assert outcome.action is Action.ALARM
-    assert status in outcome.reason
-
-
-def test_missing_service_stack_raises_alarm_and_changes_nothing(aws):
+def test_missing_service_stack_is_an_alarm_not_an_exception(aws):
     aws.head("v2")
     aws.describe_missing()
     outcome = aws.run()
-    assert outcome.action is Action.ALARM
-    assert "service stack" in outcome.reason and "missing" in outcome.reason
+    assert outcome.action is Action.ALARM and outcome.finding == "StackMissing"
 
 
 def test_no_updates_to_be_performed_is_success(aws):
@@ -175,7 +181,9 @@ def test_no_updates_to_be_performed_is_success(aws):
 def test_stack_going_busy_between_describe_and_update_defers(aws):
     aws.head("v2")
     aws.describe(stack("UPDATE_COMPLETE", "v1"))
-    aws.update_error(f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x is in UPDATE_IN_PROGRESS state and can not be updated.")
+    aws.update_error(
+        f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x is in UPDATE_IN_PROGRESS state and can not be updated."
+    )
     assert aws.run().action is Action.DEFERRED
 
 
@@ -187,62 +195,159 @@ def test_unexpected_aws_error_is_raised_for_the_async_retry_policy(aws):
         aws.run()
 
 
-def test_version_whose_rollout_rolled_back_is_skipped(aws):
+# ---------------------------------------------------------------------------- the failed mark
+def test_failed_mark_reads_the_newest_update_token_and_sends_no_update(aws):
     # Given the last update tried v2 and rolled back to v1, and v2 is still current
     aws.head("v2")
     aws.describe(stack("UPDATE_ROLLBACK_COMPLETE", "v1"))
     aws.events(request_token("auto", "v2", NOW - 600))
     # When / Then: no UpdateStack, a reason that tells the operator what to do
     outcome = aws.run()
-    assert outcome.action is Action.SKIPPED
-    assert "rolled back" in outcome.reason
+    assert outcome.action is Action.SKIPPED and "rolled back" in outcome.reason
 
 
-def test_newer_version_after_a_rollback_is_deployed(aws):
-    aws.head("v3")
-    aws.describe(stack("UPDATE_ROLLBACK_COMPLETE", "v1"))
-    aws.events(request_token("auto", "v2", NOW - 600))
-    aws.update()
-    assert aws.run().action is Action.STARTED
-
-
-def test_rollback_of_someone_elses_update_does_not_mark_the_version(aws):
+def test_a_nested_stack_update_does_not_hide_the_stacks_own_token(aws):
+    # Given the newest stack-type event is a NESTED stack's update (its own logical id, another token)
+    nested = {
+        "StackId": "x",
+        "EventId": "n1",
+        "StackName": STACK,
+        "LogicalResourceId": "NestedAlarms",
+        "ResourceType": "AWS::CloudFormation::Stack",
+        "ResourceStatus": "UPDATE_IN_PROGRESS",
+        "Timestamp": datetime(2026, 11, 26, 0, 1, tzinfo=UTC),
+        "ClientRequestToken": "Console-nested-1",
+    }
     aws.head("v2")
     aws.describe(stack("UPDATE_ROLLBACK_COMPLETE", "v1"))
-    aws.events("console-update-1234")
-    aws.update()
-    assert aws.run().action is Action.STARTED
+    # (newest first: the nested stack's event, then ours)
+    aws.cfn_stub.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                nested,
+                {
+                    **nested,
+                    "EventId": "e1",
+                    "LogicalResourceId": STACK,
+                    "ClientRequestToken": request_token("auto", "v2", NOW - 600),
+                },
+            ]
+        },
+        {"StackName": STACK},
+    )
+    # When / Then: the stack's own update (v2) counts, so v2 is still marked failed
+    assert aws.run().finding == "FailedVersion"
 
 
-def test_forced_deploy_retries_a_failed_version(aws):
-    # Given v2 rolled back; When an operator forces it; Then it is deployed again (no events read)
+def test_forced_deploy_retries_a_failed_version_without_reading_events(aws):
     aws.head("v2")
     aws.describe(stack("UPDATE_ROLLBACK_COMPLETE", "v1"))
     aws.update({**ANY_UPDATE, "ClientRequestToken": request_token("force", "v2", NOW)})
     assert aws.run(force=True).action is Action.STARTED
 
 
+# ---------------------------------------------------------------------------- the deadline
+DEADLINE = {"RolloutDeadlineSeconds": "1800"}
+
+
+def test_update_before_its_deadline_is_left_alone(aws):
+    # Given our update to v2 has run 10 minutes of its 30
+    aws.head("v2")
+    aws.describe(stack("UPDATE_IN_PROGRESS", "v2", extra=DEADLINE, started_ago=600))
+    # When / Then: deferred, no events read, no CancelUpdateStack
+    outcome = aws.run()
+    assert outcome.action is Action.DEFERRED and "20m00s left" in outcome.reason
+
+
+def test_our_update_past_its_deadline_is_cancelled_with_a_cancel_token(aws):
+    # Given our update to v2 has run 31 minutes of its 30
+    ours = request_token("auto", "v2", NOW - 1860)
+    aws.head("v2")
+    aws.describe(stack("UPDATE_IN_PROGRESS", "v2", extra=DEADLINE, started_ago=1860))
+    aws.events(ours)
+    # Then exactly this CancelUpdateStack is sent (its token names the version being cancelled)
+    cancel = f"aurelius-cancel-{version_digest('v2')}-{int(NOW)}"
+    aws.cfn_stub.add_response("cancel_update_stack", {}, {"StackName": STACK, "ClientRequestToken": cancel})
+    # When
+    outcome = aws.run()
+    # Then
+    assert outcome.action is Action.CANCELLED and outcome.token == cancel
+    assert "past its deadline" in outcome.reason and "passed 1m00s ago" in outcome.reason
+
+
+def test_a_persons_update_past_the_deadline_is_never_cancelled(aws):
+    # Given someone's update (deploy-service.py, the console) has run past the deadline
+    aws.head("v2")
+    aws.describe(stack("UPDATE_IN_PROGRESS", "v1", extra=DEADLINE, started_ago=7200))
+    aws.events("Console-UpdateStack-1234")
+    # When / Then: deferred, and Stubber saw no CancelUpdateStack
+    outcome = aws.run()
+    assert outcome.action is Action.DEFERRED and "never cancelled" in outcome.reason
+
+
+def test_cancel_refused_because_the_update_just_finished_defers(aws):
+    # Given our update is past its deadline, but finishes between DescribeStacks and the cancel
+    aws.head("v2")
+    aws.describe(stack("UPDATE_IN_PROGRESS", "v2", extra=DEADLINE, started_ago=1860))
+    aws.events(request_token("auto", "v2", NOW - 1860))
+    aws.cfn_stub.add_client_error(
+        "cancel_update_stack",
+        "ValidationError",
+        "CancelUpdateStack cannot be called from current stack status",
+        http_status_code=400,
+    )
+    # When / Then: deferred (its status-change event brings reconcile back), no exception
+    outcome = aws.run()
+    assert outcome.action is Action.DEFERRED and "ended before the cancel" in outcome.reason
+
+
+# ---------------------------------------------------------------------------- the model object
 def test_empty_model_object_is_skipped(aws):
     aws.head("v2", size=0)
+    aws.describe(stack("UPDATE_COMPLETE", "v1"))
     outcome = aws.run()
-    assert outcome.action is Action.SKIPPED
-    assert "empty" in outcome.reason
+    assert outcome.action is Action.SKIPPED and "empty" in outcome.reason
 
 
 def test_deleted_model_object_is_skipped_and_stack_untouched(aws):
     aws.head_error("404", 404)
+    aws.describe(stack("UPDATE_COMPLETE", "v1"))
     outcome = aws.run()
-    assert outcome.action is Action.SKIPPED
-    assert "no model object" in outcome.reason
+    assert outcome.action is Action.SKIPPED and "no model object" in outcome.reason
+
+
+@pytest.mark.parametrize("code", ["403", "AccessDenied", "Forbidden"])
+def test_head_object_access_denied_is_an_alarm_naming_the_missing_permission_not_an_exception(aws, code):
+    # Regression (issue 10 item 2): a 403 was raised, so Lambda retried it and filled the queue
+    aws.head_error(code, 403)
+    aws.describe(stack("UPDATE_COMPLETE", "v1"))
+    # When
+    outcome = aws.run()
+    # Then an alarm whose reason says what to grant, on which ARN
+    assert outcome.action is Action.ALARM and outcome.finding == "ModelAccessDenied"
+    assert "access denied" in outcome.reason
+    assert f"s3:GetObject on arn:aws:s3:::{BUCKET}/{KEY}" in outcome.reason
+    assert f"s3:ListBucket on arn:aws:s3:::{BUCKET}" in outcome.reason
+
+
+def test_access_denied_on_a_named_version_names_get_object_version(aws):
+    aws.s3_stub.add_client_error(
+        "head_object", "403", http_status_code=403, expected_params={"Bucket": BUCKET, "Key": KEY, "VersionId": "v1"}
+    )
+    aws.describe(stack("UPDATE_COMPLETE", "v2"))
+    outcome = aws.run(version_id="v1", force=True)
+    assert outcome.action is Action.ALARM and "s3:GetObjectVersion" in outcome.reason
 
 
 def test_unversioned_bucket_raises_alarm(aws):
     aws.s3_stub.add_response("head_object", {"ContentLength": 10}, {"Bucket": BUCKET, "Key": KEY})
+    aws.describe(stack("UPDATE_COMPLETE", "v1"))
     outcome = aws.run()
-    assert outcome.action is Action.ALARM
-    assert "versioning" in outcome.reason
+    assert outcome.action is Action.ALARM and "versioning" in outcome.reason
 
 
+# ---------------------------------------------------------------------------- refresh and the token
 def test_refresh_changes_the_deployment_nonce_when_the_version_is_deployed(aws):
     aws.head("v2")
     aws.describe(stack("UPDATE_COMPLETE", "v2", extra={"DeploymentNonce": "old"}))
