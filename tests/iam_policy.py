@@ -23,12 +23,18 @@ import copy
 import fnmatch
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
-PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::URLSuffix": "amazonaws.com"}
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,12 @@ def _condition_holds(operator: str, expected: Mapping[str, Any], context: Mappin
         "ArnLike": _glob,
         "Bool": lambda want, got: str(want).lower() == str(got).lower(),
     }.get(base)
-    negated = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+    negated = {
+        "StringNotEquals": "StringEquals",
+        "StringNotLike": "StringLike",
+        "ArnNotEquals": "ArnEquals",
+        "ArnNotLike": "ArnLike",
+    }
     if compare is None and base not in negated:
         raise NotImplementedError(f"condition operator {operator} is not evaluated by tests/iam_policy.py")
     lowered = {k.lower(): v for k, v in context.items()}
@@ -83,7 +94,9 @@ def _condition_holds(operator: str, expected: Mapping[str, Any], context: Mappin
             return False
         got_values = [str(v) for v in _as_list(lowered[key.lower()])]
         if base in negated:
-            positive = {"StringEquals": lambda w, g: w == g, "StringLike": _glob, "ArnEquals": _glob, "ArnLike": _glob}[negated[base]]
+            positive = {"StringEquals": lambda w, g: w == g, "StringLike": _glob, "ArnEquals": _glob, "ArnLike": _glob}[
+                negated[base]
+            ]
             if any(positive(str(w), g) for w in _as_list(wanted) for g in got_values):
                 return False
         elif not any(compare(str(w), g) for w in _as_list(wanted) for g in got_values):
@@ -105,7 +118,9 @@ def _statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
     matched = IAMPolicyStatement(stripped).is_action_permitted(request.action.lower(), request.resource)
     if matched != PermissionResult.PERMITTED:
         return False
-    return all(_condition_holds(op, expected, request.context) for op, expected in statement.get("Condition", {}).items())
+    return all(
+        _condition_holds(op, expected, request.context) for op, expected in statement.get("Condition", {}).items()
+    )
 
 
 def allowed(documents: Iterable[Mapping[str, Any]], request: Request) -> bool:
@@ -151,7 +166,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._lookup(arg)
             if key == "Fn::GetAtt":

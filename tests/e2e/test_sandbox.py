@@ -12,9 +12,9 @@ import time
 import boto3
 import pytest
 
-from aurelius.sandbox.demo import SERVICE_STACK, Demo, Timeline
+from aurelius.sandbox.demo import Demo, Timeline
 from aurelius.sandbox.environment import local_aws
-from tests.helpers import REPO
+from tests.helpers import BUCKET, CLUSTER_STACK, ELB_STACK, KEY, MODEL_URI, REPO, SERVICE_STACK, TRIGGER_STACK
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def test_demo_loop_ends_with_newest_model_on_a_new_revision(finished_demo):
     assert len(inactive) == 5
     # and every stack the demo deploys exists
     stacks = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"].endswith("_COMPLETE")}
-    assert {"aurelius-cluster-stack-local-demo", SERVICE_STACK, "aurelius-elb-stack-local-vm", "aurelius-trigger-stack-local-demo"} <= stacks
+    assert {CLUSTER_STACK, SERVICE_STACK, ELB_STACK, TRIGGER_STACK} <= stacks
     # and the timeline has one line per step
     assert len(lines) == 13
 
@@ -65,7 +65,11 @@ def test_demo_bad_model_is_refused_rolled_back_marked_failed_and_not_retried(fin
     assert "rollback of v5 (EMULATED)" in timeline
     # ... the stack events record the update to v5 and its rollback under one token, as on AWS ...
     events = cfn.describe_stack_events(StackName=SERVICE_STACK)["StackEvents"]
-    stack_level = [(e["ResourceStatus"], e.get("ClientRequestToken")) for e in events if e["ResourceType"] == "AWS::CloudFormation::Stack"]
+    stack_level = [
+        (e["ResourceStatus"], e.get("ClientRequestToken"))
+        for e in events
+        if e["ResourceType"] == "AWS::CloudFormation::Stack"
+    ]
     assert ("UPDATE_ROLLBACK_COMPLETE", demo.bad_token) in stack_level
     assert ("UPDATE_IN_PROGRESS", demo.bad_token) in stack_level
     # ... the tick after the rollback skipped v5, and no update ever tried v5 again
@@ -78,7 +82,9 @@ def test_demo_bad_model_is_refused_rolled_back_marked_failed_and_not_retried(fin
 
 def test_make_demo_entry_point_exits_zero_and_prints_the_timeline():
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "aurelius.sandbox.demo"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "aurelius.sandbox.demo"], cwd=REPO, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "The loop worked" in done.stdout
     # The rollback is the one step moto cannot do: the output must say it was emulated.
@@ -90,7 +96,11 @@ def test_make_demo_entry_point_exits_zero_and_prints_the_timeline():
 def test_keep_mode_redeploys_a_manual_upload_and_fires_a_refresh_tick(tmp_path):
     # Given the sandbox left running with --keep
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aurelius.sandbox.demo", "--keep"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "aurelius.sandbox.demo", "--keep"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         env_line = ""
@@ -102,15 +112,22 @@ def test_keep_mode_redeploys_a_manual_upload_and_fires_a_refresh_tick(tmp_path):
                 env_line = line.strip()
                 break
         endpoint = env_line.split()[1].split("=", 1)[1]
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_PAGER": "",
+        }
         aws = [str(REPO / ".venv" / "bin" / "aws")] if (REPO / ".venv/bin/aws").exists() else ["aws"]
         model = tmp_path / "model.pkl"
         model.write_bytes(b"\x80\x04K\x05.")  # a pickle of the int 5, written by hand: never loaded here
         # When a person uploads by hand with the AWS CLI, as the printed help says
-        subprocess.run([*aws, "s3", "cp", str(model), "s3://aurelius-models-local-demo/models/model.pkl"], env=env, check=True, capture_output=True)
+        subprocess.run([*aws, "s3", "cp", str(model), MODEL_URI], env=env, check=True, capture_output=True)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
-        current = s3.head_object(Bucket="aurelius-models-local-demo", Key="models/model.pkl")["VersionId"]
+        current = s3.head_object(Bucket=BUCKET, Key=KEY)["VersionId"]
 
         def deployed() -> str:
             stack = cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
@@ -123,11 +140,24 @@ def test_keep_mode_redeploys_a_manual_upload_and_fires_a_refresh_tick(tmp_path):
         assert deployed() == current
         # And the documented refresh command answers "in sync"
         refresh = next(
-            f["FunctionName"] for f in boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1").list_functions()["Functions"] if "ScheduledRefresh" in f["FunctionName"]
+            f["FunctionName"]
+            for f in boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1").list_functions()[
+                "Functions"
+            ]
+            if "ScheduledRefresh" in f["FunctionName"]
         )
         out = tmp_path / "out.json"
         subprocess.run(
-            [*aws, "lambda", "invoke", "--function-name", refresh, "--payload", f"fileb://{REPO / 'tests/events/schedule.json'}", str(out)],
+            [
+                *aws,
+                "lambda",
+                "invoke",
+                "--function-name",
+                refresh,
+                "--payload",
+                f"fileb://{REPO / 'tests/events/schedule.json'}",
+                str(out),
+            ],
             env=env,
             check=True,
             capture_output=True,

@@ -12,7 +12,8 @@ from botocore.retries import standard
 
 from aurelius.core.lambda_runtime import Config
 from tests.fault.harness import Faults, Lambdas
-from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK, aws, deployed, scripts  # noqa: F401 (fixtures)
+from tests.helpers import BUCKET, KEY, SERVICE_STACK
+from tests.integration.conftest import aws, deployed, scripts  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -29,8 +29,7 @@ from botocore.config import Config as BotoConfig
 from moto.core.models import botocore_stubber
 
 from aurelius.core.lambda_runtime import BOTO_CONFIG, Config
-from tests.helpers import LambdaContext, load_event, load_handler
-from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
+from tests.helpers import BUCKET, KEY, SERVICE_STACK, LambdaContext, load_event, load_handler
 
 CFN_NAMESPACE = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 UNREACHED = "http://fault-injected.invalid/"  # no moto backend matches this host

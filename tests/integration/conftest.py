@@ -10,13 +10,9 @@ import pytest
 from moto import mock_aws
 
 from aurelius.sandbox import moto_compat
-from tests.helpers import load_script
+from tests.helpers import ARTIFACTS, BUCKET, KEY, SERVICE_STACK, load_script
 
 moto_compat.apply()
-
-BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
-ARTIFACTS = "aurelius-artifacts-local-demo"
-SERVICE_STACK = "aurelius-service-stack-local-demo"
 
 CLUSTER_SCRIPT = "infra/ecs-cluster/management-scripts/create-cluster.py"
 SERVICE_SCRIPT = "infra/ecs-service/management-scripts/deploy-service.py"
@@ -50,7 +46,9 @@ class Sandbox:
         return {p["ParameterKey"]: p.get("ParameterValue") for p in self.stack(name).get("Parameters", [])}
 
     def stack_names(self) -> set[str]:
-        return {s["StackName"] for s in self.cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"}
+        return {
+            s["StackName"] for s in self.cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+        }
 
     def task_definition_resource(self) -> str:
         resources = self.cfn.describe_stack_resources(StackName=SERVICE_STACK)["StackResources"]

@@ -28,8 +28,23 @@ def test_small_model_server_bench_run_measures_both_servers_and_the_loaders(tmp_
     # Given tiny counts for the model server rows (one client, 0.2 s, 5 MiB models); When the bench runs
     output = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "6,7", "--load-seconds", "0.2", "--load-clients", "1",
-         "--memory-mib", "5", "--model-mib", "5", "--output", str(output)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "6,7",
+            "--load-seconds",
+            "0.2",
+            "--load-clients",
+            "1",
+            "--memory-mib",
+            "5",
+            "--model-mib",
+            "5",
+            "--output",
+            str(output),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import sys
 import boto3
 import pytest
 
-from aurelius import doctor
+from aurelius import cli, doctor
 from tests.helpers import REPO
 
 
@@ -41,6 +41,36 @@ def test_empty_account_fails_naming_the_cluster_first(aws, capsys):
     assert first_problem(report)["name"] == "cluster"
     assert all(set(c) == {"name", "status", "detail", "fix"} for c in report["checks"])
     assert {c["status"] for c in report["checks"]} <= {"ok", "fail", "error", "skipped", "not checkable here"}
+
+
+def test_aurelius_doctor_on_an_empty_account_exits_1_naming_the_first_missing_link(aws, capsys):
+    # Given an account with nothing of aurelius in it (the fixture's buckets removed)
+    for bucket in ("aurelius-models-local-demo", "aurelius-artifacts-local-demo"):
+        aws.s3.delete_bucket(Bucket=bucket)
+    # When an operator runs the CLI's doctor command (its default boto3 clients, against moto)
+    code = cli.main(["doctor", "--environment", "local"])
+    out = capsys.readouterr().out
+    # Then it exits 1 and names the cluster, the first link of the first deploy, with its fix
+    assert code == 1
+    assert "start with the first missing link: cluster" in out
+    assert "fix: python infra/ecs-cluster/management-scripts/create-cluster.py --environment local" in out
+    # and --json through the CLI gives the same verdict
+    code = cli.main(["doctor", "--environment", "local", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and first_problem(report)["name"] == "cluster"
+
+
+def test_aurelius_doctor_with_an_unknown_environment_exits_2_before_any_aws_call(aws, capsys):
+    # Given a client factory that fails the test if doctor asks it for any AWS client
+    def no_aws(service, region):
+        raise AssertionError(f"a bad environment must stop before any AWS call (asked for {service})")
+
+    # When the CLI's doctor is asked about an environment the settings do not have
+    code = cli.main(["doctor", "--environment", "staging"], clients=no_aws)
+    err = capsys.readouterr().err
+    # Then it exits 2 and names the unknown environment
+    assert code == 2
+    assert "aurelius doctor: error:" in err and "environments.staging: unknown environment" in err
 
 
 def test_after_the_cluster_the_trigger_stack_is_the_first_missing_link(aws, scripts, capsys):
@@ -86,8 +116,17 @@ def test_against_the_sandbox_loop_doctor_passes_and_then_catches_broken_links(ca
         checks = {c["name"]: c["status"] for c in report["checks"]}
         # Then nothing is to fix ...
         assert code == 0, report
-        for name in ("cluster", "trigger stack", "trigger functions", "model bucket", "model bucket versioning",
-                     "model bucket notifications", "model object", "service stack", "service stack role"):
+        for name in (
+            "cluster",
+            "trigger stack",
+            "trigger functions",
+            "model bucket",
+            "model bucket versioning",
+            "model bucket notifications",
+            "model object",
+            "service stack",
+            "service stack role",
+        ):
             assert checks[name] == "ok", (name, report)
         # ... and what moto cannot answer is said so, never passed
         assert checks["cluster capacity providers"] == "not checkable here"
@@ -95,8 +134,15 @@ def test_against_the_sandbox_loop_doctor_passes_and_then_catches_broken_links(ca
         assert [s for n, s in checks.items() if n.startswith("role of ")] == ["not checkable here"] * 2
 
         # and the module's own entry point, as a person runs it with the sandbox's exports, agrees
-        done = subprocess.run([sys.executable, "-m", "aurelius.doctor", "--environment", "local"], cwd=REPO,
-                              env={**os.environ, **sandbox.environment}, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "aurelius.doctor", "--environment", "local"],
+            cwd=REPO,
+            env={**os.environ, **sandbox.environment},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "all checks passed (4 not checkable here" in done.stdout
 
@@ -106,10 +152,17 @@ def test_against_the_sandbox_loop_doctor_passes_and_then_catches_broken_links(ca
         # RoleARN; it refuses an update that changes nothing, so DesiredCount moves too) ...
         stack = cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
         params = [
-            {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True} for p in stack["Parameters"] if p["ParameterKey"] != "DesiredCount"
+            {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+            for p in stack["Parameters"]
+            if p["ParameterKey"] != "DesiredCount"
         ] + [{"ParameterKey": "DesiredCount", "ParameterValue": "3"}]
-        cfn.update_stack(StackName=SERVICE_STACK, UsePreviousTemplate=True, Parameters=params,
-                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"], RoleARN="arn:aws:iam::123456789012:role/someone-admin")
+        cfn.update_stack(
+            StackName=SERVICE_STACK,
+            UsePreviousTemplate=True,
+            Parameters=params,
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+            RoleARN="arn:aws:iam::123456789012:role/someone-admin",
+        )
         # ... and versioning is suspended on the model bucket
         s3.put_bucket_versioning(Bucket="aurelius-models-local-demo", VersioningConfiguration={"Status": "Suspended"})
         code, report = run(capsys)

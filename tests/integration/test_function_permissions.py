@@ -33,9 +33,8 @@ from samtranslator.yaml_helper import yaml_parse
 
 from aurelius.core.lambda_runtime import Config
 from aurelius.sandbox.triggers import point_code_at, samconfig_deploy_parameters, translate
-from tests.helpers import REPO, LambdaContext, load_event, load_handler
+from tests.helpers import BUCKET, CLUSTER_STACK, KEY, REPO, SERVICE_STACK, LambdaContext, load_event, load_handler
 from tests.iam_policy import Request, Resolver, allowed
-from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
 
 FUNCTIONS = {"redeploy_service": "RedeployServiceFunction", "scheduled_refresh": "ScheduledRefreshFunction"}
 RECORDED_SERVICES = ("s3", "cloudformation", "sns")
@@ -85,7 +84,9 @@ class Scenario:
         self.cfn, self.sns, self.kms = boto3.client("cloudformation"), boto3.client("sns"), boto3.client("kms")
         # The resources the trigger stack would create, named as it names them.
         self.key_arn = self.kms.create_key(Description="notifications")["KeyMetadata"]["Arn"]
-        self.topic_arn = self.sns.create_topic(Name="aurelius-deploys", Attributes={"KmsMasterKeyId": self.key_arn})["TopicArn"]
+        self.topic_arn = self.sns.create_topic(Name="aurelius-deploys", Attributes={"KmsMasterKeyId": self.key_arn})[
+            "TopicArn"
+        ]
         self.role_arn = boto3.client("iam").create_role(
             RoleName="aurelius-cfn-role-local-demo", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
@@ -99,7 +100,9 @@ class Scenario:
         self.handlers = {}
         for function in FUNCTIONS:
             module = load_handler(function)
-            module.runtime.config = Config(SERVICE_STACK, BUCKET, KEY, self.role_arn, self.topic_arn, force_refresh=False)
+            module.runtime.config = Config(
+                SERVICE_STACK, BUCKET, KEY, self.role_arn, self.topic_arn, force_refresh=False
+            )
             for service in RECORDED_SERVICES:
                 client = module.runtime.clients.get(service)
                 client.meta.events.register(
@@ -118,7 +121,9 @@ class Scenario:
         module = self.handlers[module_name]
         if force:
             config = module.runtime.config
-            module.runtime.config = Config(config.stack_name, config.bucket, config.key, config.role_arn, config.topic_arn, True)
+            module.runtime.config = Config(
+                config.stack_name, config.bucket, config.key, config.role_arn, config.topic_arn, True
+            )
         return module.lambda_handler(load_event(event), LambdaContext())
 
     def upload_event(self, version_id: str | None = None) -> dict:
@@ -152,10 +157,17 @@ class Scenario:
                 Request(action, f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"),
                 Request("s3:ListBucket", f"arn:aws:s3:::{p['Bucket']}", {"s3:prefix": p["Key"]}),
             ]
-        if call.service == "cloudformation" and call.operation in {"DescribeStacks", "DescribeStackEvents", "UpdateStack", "CancelUpdateStack"}:
+        if call.service == "cloudformation" and call.operation in {
+            "DescribeStacks",
+            "DescribeStackEvents",
+            "UpdateStack",
+            "CancelUpdateStack",
+        }:
             found = [Request(f"cloudformation:{call.operation}", self.stack_arn(p["StackName"]))]
             if call.operation == "UpdateStack" and p.get("RoleARN"):
-                found.append(Request("iam:PassRole", p["RoleARN"], {"iam:PassedToService": "cloudformation.amazonaws.com"}))
+                found.append(
+                    Request("iam:PassRole", p["RoleARN"], {"iam:PassedToService": "cloudformation.amazonaws.com"})
+                )
             return found
         if op == ("sns", "Publish"):
             found = [Request("sns:Publish", p["TopicArn"])]
@@ -207,7 +219,12 @@ def test_every_call_the_functions_make_is_allowed_by_their_policy_on_its_arn(sce
     # Then the scenario exercised the calls that matter (so this proof is not vacuous)
     # (reconcile reads the current version, never the event's: HeadObject without VersionId)
     seen = {(c.service, c.operation) for c in scenario.calls}
-    assert {("s3", "HeadObject"), ("cloudformation", "DescribeStacks"), ("cloudformation", "UpdateStack"), ("sns", "Publish")} <= seen, seen
+    assert {
+        ("s3", "HeadObject"),
+        ("cloudformation", "DescribeStacks"),
+        ("cloudformation", "UpdateStack"),
+        ("sns", "Publish"),
+    } <= seen, seen
     assert any(c.operation == "UpdateStack" and c.params.get("RoleARN") == scenario.role_arn for c in scenario.calls)
     # and every call is allowed by the calling function's policies, on the exact ARN
     refused = scenario.refused(translated)
@@ -240,9 +257,11 @@ def test_update_stack_may_pass_only_the_service_role_and_only_to_cloudformation(
     documents = function_policies(translated, "ScheduledRefreshFunction", scenario.physical)
     passed = {"iam:PassedToService": "cloudformation.amazonaws.com"}
     assert allowed(documents, Request("iam:PassRole", scenario.role_arn, passed))
-    assert not allowed(documents, Request("iam:PassRole", scenario.role_arn, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}))
+    assert not allowed(
+        documents, Request("iam:PassRole", scenario.role_arn, {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
+    )
     assert not allowed(documents, Request("iam:PassRole", scenario.role_arn.replace("cfn-role", "task-role"), passed))
-    assert not allowed(documents, Request("cloudformation:UpdateStack", scenario.stack_arn("aurelius-cluster-stack-local-demo")))
+    assert not allowed(documents, Request("cloudformation:UpdateStack", scenario.stack_arn(CLUSTER_STACK)))
 
 
 def test_a_call_without_an_iam_rule_fails_the_proof(scenario, translated):

@@ -14,10 +14,9 @@ import boto3
 import pytest
 
 from aurelius import doctor
-from tests.helpers import load_script
+from tests.helpers import IMAGE_REPOSITORY_STACK, load_script
 
 SCRIPT = "infra/ecs-service/management-scripts/create-image-repository.py"
-STACK = "aurelius-ecr-stack-local-demo"
 REPOSITORY = "aurelius-ecr-local-demo"
 URI = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}"
 
@@ -32,9 +31,9 @@ def test_creates_the_repository_named_by_convention_and_prints_the_push_commands
     assert script.main(["--environment", "local", "--keep-images", "5"]) == 0
     out = capsys.readouterr().out
     # Then its own stack holds an immutable-tag repository named by the convention
-    stack = aws.stack(STACK)
+    stack = aws.stack(IMAGE_REPOSITORY_STACK)
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert aws.parameters(STACK) == {"RepositoryName": REPOSITORY, "KeepImages": "5"}
+    assert aws.parameters(IMAGE_REPOSITORY_STACK) == {"RepositoryName": REPOSITORY, "KeepImages": "5"}
     (repository,) = boto3.client("ecr").describe_repositories(repositoryNames=[REPOSITORY])["repositories"]
     assert repository["repositoryUri"] == URI and repository["imageTagMutability"] == "IMMUTABLE"
     # and the exact commands and the image value (the settings' tag) are printed, in order
@@ -47,11 +46,20 @@ def test_creates_the_repository_named_by_convention_and_prints_the_push_commands
 def test_the_printed_image_is_what_doctor_finds_once_pushed(aws, script, capsys):
     # Given the repository, and the image pushed as printed (moto takes a manifest in place of docker push)
     assert script.main(["--environment", "local", "--tag", "0.2.0"]) == 0
-    image = next(line.split("image: ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.strip().startswith("image: "))
+    image = next(
+        line.split("image: ", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith("image: ")
+    )
     ecr = boto3.client("ecr")
     # When doctor looks for it before and after the push
     before = doctor.check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {}, "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {},
+        "layers": [],
+    }
     ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag="0.2.0")
     after = doctor.check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
     # Then it is missing first (with the script as the fix), there after
@@ -71,13 +79,15 @@ def test_a_second_run_changes_nothing_and_prints_the_commands_again(aws, script,
 def test_dry_run_creates_nothing(aws, script, capsys):
     assert script.main(["--environment", "local", "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out
-    assert STACK not in aws.stack_names()
+    assert IMAGE_REPOSITORY_STACK not in aws.stack_names()
     assert boto3.client("ecr").describe_repositories()["repositories"] == []
 
 
 @pytest.mark.parametrize("argv", [["--keep-images", "0"], ["--keep-images", "many"], ["--environment", "staging"]])
 def test_bad_arguments_exit_2_before_any_aws_call(monkeypatch, script, argv):
-    monkeypatch.setattr(boto3.session, "Session", lambda *a, **k: pytest.fail("AWS reached") if "staging" in argv else _no_stack())
+    monkeypatch.setattr(
+        boto3.session, "Session", lambda *a, **k: pytest.fail("AWS reached") if "staging" in argv else _no_stack()
+    )
     full = argv if "--environment" in argv else ["--environment", "local", *argv]
     try:
         code = script.main(full)

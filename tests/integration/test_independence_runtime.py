@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from aurelius.sandbox.environment import local_aws
-from tests.helpers import REPO
+from tests.helpers import BUCKET, CLUSTER, KEY, REPO, SERVICE_STACK
 
 COPIED = ["aurelius", "infra", "pyproject.toml"]
 
@@ -31,11 +31,11 @@ def test_service_stack_deploys_from_a_copy_without_the_cluster_tree(checkout_wit
     # Given a cluster created beforehand by other means, and a model in the bucket
     with local_aws() as aws:
         session = aws.session()
-        session.client("ecs").create_cluster(clusterName="aurelius-cluster-local-demo")
+        session.client("ecs").create_cluster(clusterName=CLUSTER)
         s3 = session.client("s3")
-        s3.create_bucket(Bucket="aurelius-models-local-demo")
-        s3.put_bucket_versioning(Bucket="aurelius-models-local-demo", VersioningConfiguration={"Status": "Enabled"})
-        version = s3.put_object(Bucket="aurelius-models-local-demo", Key="models/model.pkl", Body=b"model")["VersionId"]
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        version = s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"model")["VersionId"]
         # When the copy's own deploy script runs, importing the copy's aurelius package
         script = checkout_without_cluster / "infra/ecs-service/management-scripts/deploy-service.py"
         env = {**os.environ, **aws.environment, "PYTHONPATH": str(checkout_without_cluster)}
@@ -51,7 +51,10 @@ def test_service_stack_deploys_from_a_copy_without_the_cluster_tree(checkout_wit
         assert done.returncode == 0, done.stdout + done.stderr
         assert not (checkout_without_cluster / "infra/ecs-cluster").exists()
         cfn = session.client("cloudformation")
-        params = {p["ParameterKey"]: p["ParameterValue"] for p in cfn.describe_stacks(StackName="aurelius-service-stack-local-demo")["Stacks"][0]["Parameters"]}
-        assert params["ClusterName"] == "aurelius-cluster-local-demo" and params["ModelVersionId"] == version
-        services = session.client("ecs").list_services(cluster="aurelius-cluster-local-demo")["serviceArns"]
+        params = {
+            p["ParameterKey"]: p["ParameterValue"]
+            for p in cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]["Parameters"]
+        }
+        assert params["ClusterName"] == CLUSTER and params["ModelVersionId"] == version
+        services = session.client("ecs").list_services(cluster=CLUSTER)["serviceArns"]
         assert any(arn.endswith("/aurelius-svc-local-demo") for arn in services)

@@ -7,10 +7,7 @@ import json
 import boto3
 import pytest
 
-from tests.integration.conftest import ARTIFACTS, BUCKET, KEY, SERVICE_STACK
-
-CLUSTER_STACK = "aurelius-cluster-stack-local-demo"
-ELB_STACK = "aurelius-elb-stack-local-vm"
+from tests.helpers import ARTIFACTS, BUCKET, CLUSTER, CLUSTER_STACK, ELB_STACK, KEY, SERVICE_STACK
 
 
 def test_cluster_script_creates_then_updates_its_stack_and_prints_outputs(aws, scripts, capsys):
@@ -24,7 +21,11 @@ def test_cluster_script_creates_then_updates_its_stack_and_prints_outputs(aws, s
     assert "CREATE_COMPLETE" in out  # streamed events
 
     # When it runs again with other settings, the stack is updated
-    settings = scripts["cluster"].SETTINGS.read_text().replace("capacity: {min: 1, max: 4, desired: 2}", "capacity: {min: 1, max: 5, desired: 3}", 1)
+    settings = (
+        scripts["cluster"]
+        .SETTINGS.read_text()
+        .replace("capacity: {min: 1, max: 4, desired: 2}", "capacity: {min: 1, max: 5, desired: 3}", 1)
+    )
     path = aws_tmp_settings(settings)
     assert scripts["cluster"].main(["--environment", "local", "--settings", str(path)]) == 0
     assert aws.stack(CLUSTER_STACK)["StackStatus"] == "UPDATE_COMPLETE"
@@ -43,7 +44,7 @@ def aws_tmp_settings(text: str):
 def test_service_script_creates_stack_pinned_to_current_model_version(aws, scripts, capsys):
     # Given a cluster and a model with one version
     version = aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When the service is deployed for the first time
     assert scripts["service"].main(["--environment", "local"]) == 0
     # Then it pins exactly that version, in the parameters and the container environment
@@ -61,7 +62,9 @@ def test_service_script_update_keeps_the_deployed_model_version(deployed, script
     before = deployed.parameters()["ModelVersionId"]
     deployed.upload(2)
     # When a person redeploys the service (for an image change)
-    settings = scripts["service"].SETTINGS.read_text().replace("aurelius/model-server:0.1.0", "aurelius/model-server:0.2.0", 1)
+    settings = (
+        scripts["service"].SETTINGS.read_text().replace("aurelius/model-server:0.1.0", "aurelius/model-server:0.2.0", 1)
+    )
     assert scripts["service"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
     # Then the image changed and the model did not move
     params = deployed.parameters()
@@ -76,7 +79,7 @@ def test_service_script_pins_a_named_model_version(deployed, scripts):
 
 
 def test_service_script_without_a_model_fails_clearly_and_creates_nothing(aws, scripts, capsys):
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     assert scripts["service"].main(["--environment", "local"]) == 1
     assert "upload the model" in capsys.readouterr().err
     assert SERVICE_STACK not in aws.stack_names()
@@ -120,11 +123,17 @@ def test_elb_script_uploads_the_server_bundle_and_creates_its_stack(aws, scripts
     elb = boto3.client("elb").describe_load_balancers(LoadBalancerNames=["aurelius-elb-local-vm"])
     assert elb["LoadBalancerDescriptions"]
     # The bundle holds everything install-server.sh checks for
-    import io, tarfile
+    import io
+    import tarfile
 
     bundle = scripts["elb"].server_bundle()
     names = set(tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz").getnames())
-    assert {"install-server.sh", "aurelius-model-server.service", "server/requirements.txt", "server/aurelius_server/__main__.py"} <= names
+    assert {
+        "install-server.sh",
+        "aurelius-model-server.service",
+        "server/requirements.txt",
+        "server/aurelius_server/__main__.py",
+    } <= names
     # The same sources give the same bundle: an unchanged server replaces no instance.
     assert scripts["elb"].server_bundle() == scripts["elb"].server_bundle()
 
@@ -135,7 +144,11 @@ def test_elb_script_updates_its_stack_and_keeps_the_model_version(aws, scripts):
     assert scripts["elb"].main(["--environment", "local"]) == 0
     aws.upload(2)
     # When a person changes the capacity and redeploys
-    settings = scripts["elb"].SETTINGS.read_text().replace("capacity: {min: 1, max: 3, desired: 2}", "capacity: {min: 1, max: 4, desired: 3}", 1)
+    settings = (
+        scripts["elb"]
+        .SETTINGS.read_text()
+        .replace("capacity: {min: 1, max: 3, desired: 2}", "capacity: {min: 1, max: 4, desired: 3}", 1)
+    )
     assert scripts["elb"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
     # Then the stack is updated and the model did not move
     params = aws.parameters(ELB_STACK)
@@ -201,7 +214,12 @@ def test_elb_script_creates_a_missing_artifact_bucket_private_encrypted_versione
     assert scripts["elb"].main(["--environment", "local"]) == 0
     # Then the bucket exists, private (owner-enforced, every public access block on) ...
     blocks = aws.s3.get_public_access_block(Bucket=ARTIFACTS)["PublicAccessBlockConfiguration"]
-    assert blocks == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert blocks == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
     ownership = aws.s3.get_bucket_ownership_controls(Bucket=ARTIFACTS)["OwnershipControls"]["Rules"]
     assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     # ... encrypted by default, versioned, and refusing requests without TLS
@@ -247,9 +265,11 @@ def _service_stack_role(aws) -> str | None:
 
 def test_service_script_deploys_with_the_trigger_stacks_role_found_by_name(aws, scripts, capsys):
     # Given the trigger stack's CloudFormation service role, named by the convention
-    role = boto3.client("iam").create_role(RoleName="aurelius-cfn-role-local-demo", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    role = boto3.client("iam").create_role(RoleName="aurelius-cfn-role-local-demo", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
     aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When a person deploys the service
     assert scripts["service"].main(["--environment", "local"]) == 0
     # Then CloudFormation acts with that role from the first deploy on (a wrong role fails now, not at night)
@@ -261,7 +281,7 @@ def test_service_script_role_arn_option_overrides_the_lookup(aws, scripts):
     # Given a role of another name
     role = boto3.client("iam").create_role(RoleName="my-deploy-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When it is named with --role-arn
     assert scripts["service"].main(["--environment", "local", "--role-arn", role]) == 0
     # Then the stack is deployed with it
@@ -271,7 +291,7 @@ def test_service_script_role_arn_option_overrides_the_lookup(aws, scripts):
 def test_service_script_without_a_role_deploys_with_the_callers_credentials_and_says_so(aws, scripts, capsys):
     # Given no trigger stack yet (no role by the convention's name)
     aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When the service is deployed
     assert scripts["service"].main(["--environment", "local"]) == 0
     # Then no role is passed, and the person is told why and how to pass one
@@ -290,14 +310,17 @@ def test_service_script_refuses_a_malformed_role_arn_with_exit_2_and_creates_not
 def test_service_script_sends_task_and_load_balancer_subnets_scheme_and_role_names(aws, scripts):
     # Given the local environment (default VPC: the same subnets serve both)
     aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When the service is deployed
     assert scripts["service"].main(["--environment", "local"]) == 0
     params = aws.parameters()
     # Then the template gets both subnet lists, the scheme and the convention's role names
     assert params["TaskSubnetIds"] and params["TaskSubnetIds"] == params["LoadBalancerSubnetIds"]
     assert params["LoadBalancerScheme"] == "internet-facing"
-    assert (params["TaskRoleName"], params["TaskExecutionRoleName"]) == ("aurelius-task-role-local-demo", "aurelius-exec-role-local-demo")
+    assert (params["TaskRoleName"], params["TaskExecutionRoleName"]) == (
+        "aurelius-task-role-local-demo",
+        "aurelius-exec-role-local-demo",
+    )
     assert "aurelius-task-role-local-demo" in {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]}
 
 
@@ -308,23 +331,30 @@ def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_rede
     from aurelius.core.reconcile import Action, Target, reconcile
 
     # Given settings with a smoke test and a canary rollout (local, so moto can deploy it)
-    settings = scripts["service"].SETTINGS.read_text().replace(
-        "      instances: [[1.0, 2.0], [3.0, 4.0]]\n",
-        "      instances: [[1.0, 2.0], [3.0, 4.0]]\n      expected: [2.5, 5.5]\n      tolerance: 0.001\n"
-        "    rollout: {strategy: canary, canary_percent: 20, canary_bake_minutes: 2, bake_minutes: 3, deadline_seconds: 1200}\n",
-        1,
+    settings = (
+        scripts["service"]
+        .SETTINGS.read_text()
+        .replace(
+            "      instances: [[1.0, 2.0], [3.0, 4.0]]\n",
+            "      instances: [[1.0, 2.0], [3.0, 4.0]]\n      expected: [2.5, 5.5]\n      tolerance: 0.001\n"
+            "    rollout: {strategy: canary, canary_percent: 20, canary_bake_minutes: 2, bake_minutes: 3, deadline_seconds: 1200}\n",
+            1,
+        )
     )
     version = aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When the service stack is created
     assert scripts["service"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
     # Then the stack carries the settings as parameters (the change set's parameters) ...
     params = aws.parameters()
     assert json.loads(params["SmokeTestInstances"]) == [[1, 2], [3, 4]]
     assert json.loads(params["SmokeTestExpected"]) == [2.5, 5.5] and params["SmokeTestTolerance"] == "0.001"
-    assert (params["RolloutStrategy"], params["CanaryPercent"], params["CanaryBakeTimeInMinutes"], params["BakeTimeInMinutes"]) == (
-        "canary", "20", "2", "3"
-    )
+    assert (
+        params["RolloutStrategy"],
+        params["CanaryPercent"],
+        params["CanaryBakeTimeInMinutes"],
+        params["BakeTimeInMinutes"],
+    ) == ("canary", "20", "2", "3")
     assert params["RolloutDeadlineSeconds"] == "1200"
     assert params["ErrorRateAlarmName"] == "aurelius-alarm-errors-local-demo"
     assert params["AlternateTargetGroupName"] == "aurelius-tg-alt-local-demo"
@@ -336,7 +366,9 @@ def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_rede
     # ... and the three deployment alarms exist by their names
     alarms = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in alarms) == [
-        "aurelius-alarm-5xx-local-demo", "aurelius-alarm-errors-local-demo", "aurelius-alarm-unhealthy-local-demo"
+        "aurelius-alarm-5xx-local-demo",
+        "aurelius-alarm-errors-local-demo",
+        "aurelius-alarm-unhealthy-local-demo",
     ]
 
     # When the redeployer moves the model (UpdateStack, UsePreviousTemplate)
@@ -346,16 +378,20 @@ def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_rede
     assert outcome.action is Action.STARTED and newer != version
     after = aws.parameters()
     assert after["ModelVersionId"] == newer
-    assert {k: v for k, v in after.items() if not k.startswith("Model")} == {k: v for k, v in params.items() if not k.startswith("Model")}
+    assert {k: v for k, v in after.items() if not k.startswith("Model")} == {
+        k: v for k, v in params.items() if not k.startswith("Model")
+    }
 
 
 def test_service_script_without_smoke_test_sends_empty_values_and_the_task_has_no_smoke_variables(aws, scripts):
     # Given settings whose local environment has no smoke test
-    settings = scripts["service"].SETTINGS.read_text().replace(
-        "    smoke_test:\n      instances: [[1.0, 2.0], [3.0, 4.0]]\n", "", 1
+    settings = (
+        scripts["service"]
+        .SETTINGS.read_text()
+        .replace("    smoke_test:\n      instances: [[1.0, 2.0], [3.0, 4.0]]\n", "", 1)
     )
     aws.upload(1)
-    aws.ecs.create_cluster(clusterName="aurelius-cluster-local-demo")
+    aws.ecs.create_cluster(clusterName=CLUSTER)
     # When the service stack is created
     assert scripts["service"].main(["--environment", "local", "--settings", str(aws_tmp_settings(settings))]) == 0
     # Then the parameters are empty and the container has no SMOKE_TEST_* variable at all
@@ -379,7 +415,9 @@ def test_service_script_role_lookup_denied_is_a_note_not_a_failure(scripts, caps
 
     iam = boto3.client("iam")
     stub = Stubber(iam)
-    stub.add_client_error("get_role", "AccessDenied", "not allowed", expected_params={"RoleName": "aurelius-cfn-role-local-demo"})
+    stub.add_client_error(
+        "get_role", "AccessDenied", "not allowed", expected_params={"RoleName": "aurelius-cfn-role-local-demo"}
+    )
     env = load_environment(scripts["service"].SETTINGS, ServiceSettings, "local")
     ctx = ScriptContext(env, session=None, args=argparse.Namespace(role_arn=None))
     ctx.client = lambda service: iam  # type: ignore[method-assign]

@@ -10,8 +10,7 @@ import boto3
 import pytest
 
 from aurelius.core.lambda_runtime import Config, logger
-from tests.helpers import LambdaContext, load_event, load_handler
-from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
+from tests.helpers import BUCKET, KEY, SERVICE_STACK, LambdaContext, load_event, load_handler
 
 
 @pytest.fixture

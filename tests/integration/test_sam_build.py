@@ -21,10 +21,15 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from bench.cold_start import clean_interpreter, lambda_environment, lambda_paths, locked_version
-from tests.helpers import EVENTS, REPO
+from tests.helpers import BUCKET, EVENTS, KEY, REPO, SERVICE_STACK
 
 BIN = Path(sys.executable).parent
-SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+SAM_ENV = {
+    **os.environ,
+    "SAM_CLI_TELEMETRY": "0",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "PATH": f"{BIN}:{os.environ['PATH']}",
+}
 FUNCTIONS = {"RedeployServiceFunction": "redeploy_service", "ScheduledRefreshFunction": "scheduled_refresh"}
 # Powertools' public SSM parameter holding its layer's ARN (Powertools for AWS Lambda (Python),
 # "Lambda Layer": https://docs.aws.amazon.com/powertools/python/latest/#lambda-layer).
@@ -55,7 +60,9 @@ print("PROBE " + json.dumps({"result": result, "imported": imported, "xray": sor
 
 
 def sam(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "sam"), *args], check=False, cwd=cwd, env=SAM_ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(BIN / "sam"), *args], check=False, cwd=cwd, env=SAM_ENV, capture_output=True, text=True, timeout=300
+    )
 
 
 def template() -> dict:
@@ -104,7 +111,16 @@ def test_sam_validate_lint_passes():
 def build_dir(tmp_path_factory):
     target = tmp_path_factory.mktemp("sam-build")
     # Own build and cache directories: xdist workers may build at the same time.
-    done = sam("build", "--template-file", "template.yaml", "--build-dir", str(target / "build"), "--no-cached", "--cache-dir", str(target / "cache"))
+    done = sam(
+        "build",
+        "--template-file",
+        "template.yaml",
+        "--build-dir",
+        str(target / "build"),
+        "--no-cached",
+        "--cache-dir",
+        str(target / "cache"),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return target / "build"
 
@@ -116,7 +132,7 @@ def lambda_like(tmp_path_factory):
 
 def rejected_event(logical_id: str) -> tuple[dict, dict[str, str]]:
     """An event the function must reject, and its environment (nothing reaches AWS)."""
-    environment = {"SERVICE_STACK_NAME": "aurelius-service-stack-local-ml", "MODEL_BUCKET": "aurelius-models-local-demo", "MODEL_KEY": "models/model.pkl"}
+    environment = {"SERVICE_STACK_NAME": SERVICE_STACK, "MODEL_BUCKET": BUCKET, "MODEL_KEY": KEY}
     if logical_id == "RedeployServiceFunction":
         event = json.loads((EVENTS / "s3_put.json").read_text())
         environment["MODEL_KEY"] = "models/another-model.pkl"
@@ -129,7 +145,14 @@ def rejected_event(logical_id: str) -> tuple[dict, dict[str, str]]:
 def probe(artifact: Path, lambda_like, logical_id: str) -> dict:
     event, environment = rejected_event(logical_id)
     done = subprocess.run(
-        [*clean_interpreter(), "-c", PROBE, str(artifact), json.dumps(lambda_like.sys_path(artifact)), json.dumps(event)],
+        [
+            *clean_interpreter(),
+            "-c",
+            PROBE,
+            str(artifact),
+            json.dumps(lambda_like.sys_path(artifact)),
+            json.dumps(event),
+        ],
         check=False,
         cwd=artifact.parent,
         env=lambda_environment(POWERTOOLS_SERVICE_NAME=FUNCTIONS[logical_id], **environment),
@@ -154,7 +177,9 @@ def test_artifact_holds_exactly_the_modules_its_handler_imports(build_dir, lambd
     # operator code, no sandbox, no third-party package (powertools is the layer's, boto3 the runtime's)
     assert shipped == imported
     assert "app.py" in shipped and "aurelius/core/reconcile.py" in shipped
-    assert not (REPO / "functions" / FUNCTIONS[logical_id] / "requirements.txt").exists(), "the function declares no dependency of its own"
+    assert not (REPO / "functions" / FUNCTIONS[logical_id] / "requirements.txt").exists(), (
+        "the function declares no dependency of its own"
+    )
 
 
 @pytest.mark.slow

@@ -32,11 +32,12 @@ from hypothesis import event as statistic
 from hypothesis import strategies as st
 
 from aurelius.core.lambda_runtime import Config
-from tests.helpers import LambdaContext, load_event, load_handler
+from tests.helpers import BUCKET, SERVICE_STACK, LambdaContext, load_event, load_handler
 from tests.property.fakes import FakeCloudFormation, FakeS3, NoSns
 
-BUCKET, KEY = "aurelius-models-local-demo", "models/model file.pkl"
-STACK = "aurelius-service-stack-local-demo"
+# Not the local environment's key: a space makes S3's URL-encoded form of the key (in its
+# notifications) differ from the key itself, which the events must be decoded through.
+SPACED_KEY = "models/model file.pkl"
 OTHER_STACK = "aurelius-service-stack-local-other"
 ACTIONS = {"started", "in-sync", "skipped", "deferred", "rejected"}  # "alarm" would need a human
 
@@ -53,7 +54,7 @@ SETTINGS = settings(
 # ---------------------------------------------------------------------------- events
 
 
-def s3_notification(key: str = KEY, bucket: str = BUCKET, name: str = "ObjectCreated:Put") -> dict[str, Any]:
+def s3_notification(key: str = SPACED_KEY, bucket: str = BUCKET, name: str = "ObjectCreated:Put") -> dict[str, Any]:
     event = load_event("s3_put")
     record = event["Records"][0]
     record["eventName"] = name
@@ -62,14 +63,14 @@ def s3_notification(key: str = KEY, bucket: str = BUCKET, name: str = "ObjectCre
     return event
 
 
-def eventbridge_object_created(key: str = KEY, bucket: str = BUCKET) -> dict[str, Any]:
+def eventbridge_object_created(key: str = SPACED_KEY, bucket: str = BUCKET) -> dict[str, Any]:
     event = load_event("s3_eventbridge_object_created")
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"]["key"] = key
     return event
 
 
-def status_change(stack: str = STACK, status: str = "UPDATE_COMPLETE") -> dict[str, Any]:
+def status_change(stack: str = SERVICE_STACK, status: str = "UPDATE_COMPLETE") -> dict[str, Any]:
     event = load_event("stack_status_update_complete")
     event["detail"]["stack-id"] = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/fake"
     event["detail"]["status-details"]["status"] = status
@@ -77,7 +78,7 @@ def status_change(stack: str = STACK, status: str = "UPDATE_COMPLETE") -> dict[s
 
 
 # How S3 (quote_plus: space as +) and moto (also "/" as %2F) encode the model key.
-OUR_KEY_ENCODINGS = [quote_plus(KEY, safe="/"), quote_plus(KEY), quote(KEY, safe="/")]
+OUR_KEY_ENCODINGS = [quote_plus(SPACED_KEY, safe="/"), quote_plus(SPACED_KEY), quote(SPACED_KEY, safe="/")]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
@@ -126,7 +127,8 @@ bad_upload_events = st.one_of(
     json_values,
     st.builds(mutated, st.sampled_from([s3_notification(), eventbridge_object_created()]), edits),
     st.builds(
-        lambda k: s3_notification(key=k), st.sampled_from(["models/other.pkl", KEY + ".tmp", "", "%", "models%2F"])
+        lambda k: s3_notification(key=k),
+        st.sampled_from(["models/other.pkl", SPACED_KEY + ".tmp", "", "%", "models%2F"]),
     ),
     st.builds(lambda b: s3_notification(bucket=b), st.sampled_from(["other-bucket", BUCKET.upper(), ""])),
     st.just(s3_notification(name="ObjectRemoved:Delete")),
@@ -181,20 +183,20 @@ class World:
     """S3, CloudFormation and the two handlers wired to them; runs steps, checks promises."""
 
     def __init__(self, handlers: dict[str, ModuleType], deadline: int | None = None):
-        self.s3 = FakeS3(BUCKET, KEY)
+        self.s3 = FakeS3(BUCKET, SPACED_KEY)
         first = self.s3.upload()
         parameters = {
             "ClusterName": "c",
             "ContainerImage": "img:1",
-            "ModelS3Uri": f"s3://{BUCKET}/{KEY}",
+            "ModelS3Uri": f"s3://{BUCKET}/{SPACED_KEY}",
             "ModelVersionId": first,
             "DeploymentNonce": "n0",
         }
         if deadline is not None:
             parameters["RolloutDeadlineSeconds"] = str(deadline)
-        self.cfn = FakeCloudFormation(STACK, self.s3, parameters)
+        self.cfn = FakeCloudFormation(SERVICE_STACK, self.s3, parameters)
         self.handlers = handlers
-        config = Config(STACK, BUCKET, KEY, role_arn=None, topic_arn=None, force_refresh=False)
+        config = Config(SERVICE_STACK, BUCKET, SPACED_KEY, role_arn=None, topic_arn=None, force_refresh=False)
         for module in handlers.values():
             module.runtime.config = config
             module.runtime.clients._made = {"s3": self.s3, "cloudformation": self.cfn, "sns": NoSns()}
@@ -289,7 +291,7 @@ def test_a_burst_of_shuffled_duplicate_notifications_deploys_only_the_newest_onc
     for _ in range(uploads):
         world.run(("upload",))
     # When their notifications arrive shuffled and duplicated
-    events = [s3_notification(key=quote_plus(KEY, safe="/")) for _ in range(uploads * copies)]
+    events = [s3_notification(key=quote_plus(SPACED_KEY, safe="/")) for _ in range(uploads * copies)]
     order.shuffle(events)
     actions = [world.invoke("redeploy_service", event)["action"] for event in events]
     # Then exactly one update was sent, for the newest version; the rest found the stack busy

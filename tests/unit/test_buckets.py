@@ -19,9 +19,18 @@ def test_outside_us_east_1_the_bucket_is_created_in_the_region_it_is_used_from()
         stub.add_response(
             "create_bucket",
             {},
-            {"Bucket": "b-eu", "ObjectOwnership": "BucketOwnerEnforced", "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}},
+            {
+                "Bucket": "b-eu",
+                "ObjectOwnership": "BucketOwnerEnforced",
+                "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"},
+            },
         )
-        for method in ("put_public_access_block", "put_bucket_encryption", "put_bucket_versioning", "put_bucket_policy"):
+        for method in (
+            "put_public_access_block",
+            "put_bucket_encryption",
+            "put_bucket_versioning",
+            "put_bucket_policy",
+        ):
             stub.add_response(method, {}, {"Bucket": "b-eu", **_rest(method)})
         assert ensure_private_bucket(s3, "b-eu", "eu-west-1", out=lambda line: None) == "created"
         stub.assert_no_pending_responses()

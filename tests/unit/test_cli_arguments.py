@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aurelius import cli
+from aurelius.formatting import short, size, table
 
 
 def no_aws(service, region):
@@ -23,6 +24,8 @@ def no_aws(service, region):
         ["history", "--environment", "local", "--limit", "many"],
         ["history", "--environment", "local", "--limit", "-1"],
         ["status", "--bogus"],
+        ["doctor"],  # no environment
+        ["doctor", "--environment", "local", "--bogus"],
     ],
 )
 def test_bad_arguments_exit_2_without_calling_aws(argv, capsys):
@@ -39,6 +42,7 @@ def test_bad_arguments_exit_2_without_calling_aws(argv, capsys):
         ["status", "--environment", "staging"],
         ["history", "--environment", "staging"],
         ["deploy", "--environment", "staging", "--latest"],
+        ["doctor", "--environment", "staging"],
     ],
 )
 def test_unknown_environment_exits_2_naming_the_known_ones(argv, capsys):
@@ -53,22 +57,26 @@ def test_unreadable_settings_file_exits_2(tmp_path, capsys):
     assert code == 2 and "file not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["status", "--help"], ["deploy", "--help"], ["history", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["status", "--help"], ["deploy", "--help"], ["history", "--help"], ["doctor", "--help"]]
+)
 def test_help_exits_0_and_describes_exit_codes(argv, capsys):
     assert cli.main(argv, clients=no_aws) == 0
     assert "exit" in capsys.readouterr().out.lower()
 
 
 def test_table_aligns_columns_and_trims_trailing_space():
-    text = cli.table(["A", "LONGER"], [["xyz", "1"], ["q", ""]])
+    text = table(["A", "LONGER"], [["xyz", "1"], ["q", ""]])
     assert text.splitlines() == ["A    LONGER", "xyz  1", "q"]
 
 
-@pytest.mark.parametrize("n, shown", [(None, "-"), (0, "0 B"), (1023, "1023 B"), (2048, "2.0 KiB"), (5 * 1024**2, "5.0 MiB")])
+@pytest.mark.parametrize(
+    "n, shown", [(None, "-"), (0, "0 B"), (1023, "1023 B"), (2048, "2.0 KiB"), (5 * 1024**2, "5.0 MiB")]
+)
 def test_sizes_are_shown_in_binary_units(n, shown):
-    assert cli.size(n) == shown
+    assert size(n) == shown
 
 
 def test_long_version_ids_are_shortened_in_tables_only_past_the_width():
-    assert cli.short("3HL4kqtJlcpXroDTDmJ") == "3HL4kqtJlcpX…"
-    assert cli.short("abc") == "abc"
+    assert short("3HL4kqtJlcpXroDTDmJ") == "3HL4kqtJlcpX…"
+    assert short("abc") == "abc"

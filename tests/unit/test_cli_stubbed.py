@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
 from aurelius import cli
 from aurelius.core.reconcile import request_token, version_digest
+from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
+from tests.stubs import StubbedAws
 
-STACK = "aurelius-service-stack-local-demo"
+STACK = SERVICE_STACK
 STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x"
-BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
-URI = f"s3://{BUCKET}/{KEY}"
+URI = MODEL_URI
 TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/aurelius-task-local-demo"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 UPLOADED = {"v1": T0 - timedelta(days=2), "v2": T0 - timedelta(days=1), "v3": T0 - timedelta(hours=1)}
@@ -81,16 +81,8 @@ class StartsWith(str):
     __hash__ = str.__hash__
 
 
-class Aws:
+class Aws(StubbedAws):
     """Stubbed S3 and CloudFormation clients, one call at a time, in the order the CLI makes them."""
-
-    def __init__(self):
-        self.s3 = boto3.client("s3", region_name="us-east-1")
-        self.cfn = boto3.client("cloudformation", region_name="us-east-1")
-        self.s3_stub, self.cfn_stub = Stubber(self.s3), Stubber(self.cfn)
-
-    def clients(self, service: str, region: str | None):
-        return {"s3": self.s3, "cloudformation": self.cfn}[service]
 
     # S3
     def head(self, version: str, named: bool = True):
@@ -154,13 +146,11 @@ class Aws:
         )
 
     def run(self, capsys, *argv: str) -> tuple[int, str, str]:
-        with self.s3_stub, self.cfn_stub:
+        with self.active():
             code = cli.main(list(argv), clients=self.clients)
             out, err = capsys.readouterr()
             # A Stubber mismatch is a BotoCoreError, which the CLI reports as an AWS error: surface it.
             assert "Expected parameters" not in err and "Unexpected API" not in err, err
-            self.s3_stub.assert_no_pending_responses()
-            self.cfn_stub.assert_no_pending_responses()
         return code, out, err
 
 
@@ -209,6 +199,74 @@ def test_deploy_dry_run_refuses_a_busy_stack_before_creating_a_change_set(aws, c
     aws.describe("UPDATE_IN_PROGRESS", "v1")
     code, _, err = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2", "--dry-run")
     assert code == 1 and "busy" in err  # and Stubber saw no CreateChangeSet
+
+
+def dry_run_reads(aws: Aws) -> dict:
+    """The reads of `aurelius deploy --version-id v2 --dry-run` before its change set (stack on v1,
+    v2 S3's current version); returns the names every change-set call carries."""
+    aws.head("v2")
+    aws.describe("UPDATE_COMPLETE", "v1")
+    aws.head("v1")
+    aws.versions("v1", "v2")
+    named = {"StackName": STACK, "ChangeSetName": StartsWith(f"aurelius-dry-run-{version_digest('v2')}-")}
+    aws.cfn_stub.add_response(
+        "create_change_set",
+        {"Id": "cs-1", "StackId": STACK_ID},
+        {
+            **named,
+            "ChangeSetType": "UPDATE",
+            "UsePreviousTemplate": True,
+            "Parameters": ANY,
+            "Capabilities": ["CAPABILITY_IAM"],
+            "Description": ANY,
+        },
+    )
+    return named
+
+
+def resource_change(logical: str, kind: str, replacement: str) -> dict:
+    return {
+        "Type": "Resource",
+        "ResourceChange": {
+            "Action": "Modify",
+            "LogicalResourceId": logical,
+            "ResourceType": kind,
+            "Replacement": replacement,
+        },
+    }
+
+
+def test_deploy_dry_run_prints_every_page_of_the_change_set_then_deletes_it(aws, capsys):
+    # Given a change set that CloudFormation lists on two pages (moto never pages it)
+    named = dry_run_reads(aws)
+    aws.cfn_stub.add_response("describe_change_set", {"Status": "CREATE_COMPLETE"}, named)  # the waiter
+    first = resource_change("TaskDefinition", "AWS::ECS::TaskDefinition", "True")
+    aws.cfn_stub.add_response("describe_change_set", {"Changes": [first], "NextToken": "page-2"}, named)
+    second = resource_change("Service", "AWS::ECS::Service", "False")
+    aws.cfn_stub.add_response("describe_change_set", {"Changes": [second]}, {**named, "NextToken": "page-2"})
+    aws.cfn_stub.add_response("delete_change_set", {}, named)
+    # When an operator previews the deploy
+    code, out, _ = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2", "--dry-run")
+    # Then both pages are shown, the parameter change first, and the change set is deleted (Stubber: no update)
+    assert code == 0
+    assert "parameter ModelVersionId: v1 -> v2" in out
+    assert "Modify  TaskDefinition AWS::ECS::TaskDefinition (replacement: True)" in out
+    assert "Modify  Service AWS::ECS::Service\n" in out
+    assert out.rstrip().endswith("dry run: change set deleted, nothing deployed")
+
+
+def test_deploy_dry_run_whose_change_set_fails_exits_1_with_the_reason_and_deletes_it(aws, capsys):
+    # Given CloudFormation marks the change set FAILED for a reason other than "no changes"
+    named = dry_run_reads(aws)
+    failed = {"Status": "FAILED", "StatusReason": "Parameter ModelS3Uri failed its AllowedPattern"}
+    aws.cfn_stub.add_response("describe_change_set", failed, named)  # the waiter gives up
+    aws.cfn_stub.add_response("describe_change_set", failed, named)  # the reason, read once more
+    aws.cfn_stub.add_response("delete_change_set", {}, named)
+    # When an operator previews the deploy
+    code, _, err = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2", "--dry-run")
+    # Then it is refused with CloudFormation's reason, and the failed change set is deleted
+    assert code == 1
+    assert "refused" in err and "failed its AllowedPattern" in err
 
 
 def test_deploy_of_an_unknown_version_id_exits_2_before_reading_the_stack(aws, capsys):

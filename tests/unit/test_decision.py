@@ -32,10 +32,8 @@ from aurelius.core.model_version import (
 )
 from aurelius.core.tokens import request_token
 from aurelius.stack_deploy import NOT_UPDATABLE as SCRIPTS_NOT_UPDATABLE
+from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
 
-STACK = "aurelius-service-stack-local-demo"
-BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
-URI = f"s3://{BUCKET}/{KEY}"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 STARTED = NOW - timedelta(minutes=30)
 
@@ -47,16 +45,16 @@ def version(version_id: str = "v2", size: int = 100) -> ModelVersion:
 def stack(
     status: str = "UPDATE_COMPLETE", deployed: str = "v1", deadline: int | None = None, **extra: str
 ) -> StackState:
-    params = {"ClusterName": "c", "ModelS3Uri": URI, "ModelVersionId": deployed, **extra}
+    params = {"ClusterName": "c", "ModelS3Uri": MODEL_URI, "ModelVersionId": deployed, **extra}
     if deadline is not None:
         params["RolloutDeadlineSeconds"] = str(deadline)
-    return StackState(STACK, status, params, ("CAPABILITY_IAM",), STARTED)
+    return StackState(SERVICE_STACK, status, params, ("CAPABILITY_IAM",), STARTED)
 
 
 def seen(wanted: ModelVersion | None = None, stack_state: StackState | None = None, **kwargs) -> Observed:
     if wanted is None and "model_problem" not in kwargs:
         wanted = version()
-    return Observed(STACK, URI, NOW, wanted=wanted, stack=stack_state, **kwargs)
+    return Observed(SERVICE_STACK, MODEL_URI, NOW, wanted=wanted, stack=stack_state, **kwargs)
 
 
 OURS = request_token("auto", "v2", (STARTED).timestamp())
@@ -267,7 +265,7 @@ TABLE = [
     ),
     (
         "not-an-aurelius-stack",
-        seen(stack_state=StackState(STACK, "UPDATE_COMPLETE", {"ClusterName": "c"})),
+        seen(stack_state=StackState(SERVICE_STACK, "UPDATE_COMPLETE", {"ClusterName": "c"})),
         Action.ALARM,
         Act.NOTHING,
         "NotAnAureliusStack",
@@ -330,7 +328,7 @@ def test_only_update_in_progress_has_a_rollout_with_a_deadline(status):
 def test_an_unusable_deadline_parameter_means_no_deadline(value):
     state = replace(
         stack("UPDATE_IN_PROGRESS"),
-        parameters={"ModelS3Uri": URI, "ModelVersionId": "v1", "RolloutDeadlineSeconds": value},
+        parameters={"ModelS3Uri": MODEL_URI, "ModelVersionId": "v1", "RolloutDeadlineSeconds": value},
     )
     assert state.rollout().deadline is None
 
@@ -355,16 +353,16 @@ def test_the_stack_events_are_read_only_when_the_decision_needs_the_token(state,
     [
         ("No updates are to be performed.", Action.IN_SYNC, "InSync"),
         (
-            f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x is in UPDATE_IN_PROGRESS state and can not be updated.",
+            f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{SERVICE_STACK}/x is in UPDATE_IN_PROGRESS state and can not be updated.",
             Action.DEFERRED,
             "StackBusy",
         ),
         (
-            f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x is in UPDATE_ROLLBACK_FAILED state and can not be updated.",
+            f"Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/{SERVICE_STACK}/x is in UPDATE_ROLLBACK_FAILED state and can not be updated.",
             Action.ALARM,
             "StackNotUpdatable",
         ),
-        (f"Stack [{STACK}] does not exist", Action.ALARM, "StackMissing"),
+        (f"Stack [{SERVICE_STACK}] does not exist", Action.ALARM, "StackMissing"),
     ],
 )
 def test_update_stack_answers_map_to_decisions(message, action, finding):

@@ -71,7 +71,10 @@ def test_a_trigger_stack_without_the_service_role_output_fails():
 
 
 def simulation(action: str, resource: str, decision: str) -> dict:
-    return {"EvaluationResults": [{"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": decision}], "IsTruncated": False}
+    return {
+        "EvaluationResults": [{"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": decision}],
+        "IsTruncated": False,
+    }
 
 
 def test_a_denied_simulation_fails_naming_the_action_and_the_exact_arn():
@@ -96,12 +99,18 @@ def test_a_denied_simulation_fails_naming_the_action_and_the_exact_arn():
                 "ActionNames": ["iam:PassRole"],
                 "ResourceArns": [ROLE],
                 "ContextEntries": [
-                    {"ContextKeyName": "iam:PassedToService", "ContextKeyValues": ["cloudformation.amazonaws.com"], "ContextKeyType": "string"}
+                    {
+                        "ContextKeyName": "iam:PassedToService",
+                        "ContextKeyValues": ["cloudformation.amazonaws.com"],
+                        "ContextKeyType": "string",
+                    }
                 ],
             },
         )
         # When the role's permissions are checked
-        check = doctor.check_role_permissions(iam, "role of RedeployServiceFunction", FUNCTION_ROLE, needs, "sam deploy", simulated=False)
+        check = doctor.check_role_permissions(
+            iam, "role of RedeployServiceFunction", FUNCTION_ROLE, needs, "sam deploy", simulated=False
+        )
         stub.assert_no_pending_responses()
     # Then the check fails on exactly the denied action and resource
     assert check.status == FAIL
@@ -113,7 +122,9 @@ def test_every_simulated_action_allowed_is_ok():
     iam = client("iam")
     with Stubber(iam) as stub:
         stub.add_response("simulate_principal_policy", simulation("s3:ListBucket", "arn:aws:s3:::b", "allowed"))
-        check = doctor.check_role_permissions(iam, "r", FUNCTION_ROLE, [Need(("s3:ListBucket",), "arn:aws:s3:::b")], "fix", simulated=False)
+        check = doctor.check_role_permissions(
+            iam, "r", FUNCTION_ROLE, [Need(("s3:ListBucket",), "arn:aws:s3:::b")], "fix", simulated=False
+        )
     assert check.status == OK
 
 
@@ -122,7 +133,9 @@ def test_a_caller_that_may_not_simulate_is_skipped_with_a_note_never_passed():
     iam = client("iam")
     with Stubber(iam) as stub:
         access_denied(stub, "simulate_principal_policy")
-        check = doctor.check_role_permissions(iam, "service role", ROLE, [Need(("ecs:UpdateService",), "*")], "fix", simulated=False)
+        check = doctor.check_role_permissions(
+            iam, "service role", ROLE, [Need(("ecs:UpdateService",), "*")], "fix", simulated=False
+        )
     # Then the check is skipped and says why
     assert check.status == SKIPPED
     assert "iam:SimulatePrincipalPolicy" in check.detail
@@ -131,7 +144,9 @@ def test_a_caller_that_may_not_simulate_is_skipped_with_a_note_never_passed():
 def test_on_a_simulator_the_policy_simulation_is_not_checkable_and_nothing_is_sent():
     # Given a simulator (moto does not implement the call): a client that fails the test if called
     iam = SimpleNamespace(simulate_principal_policy=lambda **kwargs: pytest.fail("simulated on a simulator"))
-    check = doctor.check_role_permissions(iam, "service role", ROLE, [Need(("ecs:UpdateService",), "*")], "fix", simulated=True)
+    check = doctor.check_role_permissions(
+        iam, "service role", ROLE, [Need(("ecs:UpdateService",), "*")], "fix", simulated=True
+    )
     assert check.status == NOT_CHECKABLE
 
 
@@ -139,7 +154,9 @@ def test_the_service_role_actions_doctor_simulates_are_those_cloudformation_publ
     # Given the registry schemas (handlers.*.permissions) of the two resources a model update changes
     service_update = set(SERVICE_SCHEMA["handlers"]["update"]["permissions"])
     task_definition = {
-        action for handler in ("create", "delete") for action in TASK_DEFINITION_SCHEMA["handlers"][handler]["permissions"]
+        action
+        for handler in ("create", "delete")
+        for action in TASK_DEFINITION_SCHEMA["handlers"][handler]["permissions"]
     }
     # Then doctor asks only for actions CloudFormation really uses, and every one of the service update's ecs actions
     assert set(doctor.SERVICE_UPDATE_ACTIONS) == {a for a in service_update if a.startswith("ecs:")}
@@ -153,7 +170,9 @@ def test_the_roles_are_asked_about_exact_arns_with_the_context_their_calls_carry
     # Given what the functions call (aurelius.core.reconcile) and what a model update makes CloudFormation do
     functions = {n.resource: n for n in doctor.function_needs(arns, "b", "models/model.pkl", stack, ROLE, topic)}
     task_role = "arn:aws:iam::123456789012:role/aurelius-task-role-prod-ml"
-    service = doctor.service_role_needs(arns, "aurelius-cluster-prod-ml", "aurelius-svc-prod-ml", "aurelius-task-prod-ml", [task_role])
+    service = doctor.service_role_needs(
+        arns, "aurelius-cluster-prod-ml", "aurelius-svc-prod-ml", "aurelius-task-prod-ml", [task_role]
+    )
     # Then each action is asked on the ARN it acts on
     assert functions["arn:aws:s3:::b/models/model.pkl"].actions == ("s3:GetObject", "s3:GetObjectVersion")
     assert functions["arn:aws:s3:::b"].actions == ("s3:ListBucket",)
@@ -161,7 +180,12 @@ def test_the_roles_are_asked_about_exact_arns_with_the_context_their_calls_carry
     assert functions[ROLE].context == {"iam:PassedToService": "cloudformation.amazonaws.com"}
     assert functions[topic].actions == ("sns:Publish",)
     by_resource = {n.resource: n for n in service}
-    assert "ecs:UpdateService" in by_resource["arn:aws:ecs:us-east-1:123456789012:service/aurelius-cluster-prod-ml/aurelius-svc-prod-ml"].actions
+    assert (
+        "ecs:UpdateService"
+        in by_resource[
+            "arn:aws:ecs:us-east-1:123456789012:service/aurelius-cluster-prod-ml/aurelius-svc-prod-ml"
+        ].actions
+    )
     assert by_resource[task_role].context == {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
 
 
@@ -237,9 +261,16 @@ def test_an_ecr_image_is_looked_up_in_its_own_region_and_repository():
         return ecr
 
     with Stubber(ecr) as stub:
-        stub.add_client_error("describe_images", service_error_code="ImageNotFoundException", http_status_code=400,
-                              expected_params={"registryId": "123456789012", "repositoryName": "aurelius-ecr-prod-ml",
-                                               "imageIds": [{"imageTag": "0.1.0"}]})
+        stub.add_client_error(
+            "describe_images",
+            service_error_code="ImageNotFoundException",
+            http_status_code=400,
+            expected_params={
+                "registryId": "123456789012",
+                "repositoryName": "aurelius-ecr-prod-ml",
+                "imageIds": [{"imageTag": "0.1.0"}],
+            },
+        )
         check = doctor.check_image(ecr_for, IMAGE, "prod")
     assert regions == ["eu-west-1"]
     assert check.status == FAIL and "create-image-repository.py --environment prod" in check.fix
@@ -254,7 +285,9 @@ def test_a_missing_repository_points_at_the_repository_script():
 
 
 def test_an_image_outside_ecr_is_skipped_not_passed():
-    check = doctor.check_image(lambda region: pytest.fail("ECR asked"), "public.example/aurelius/model-server:0.1.0", "prod")
+    check = doctor.check_image(
+        lambda region: pytest.fail("ECR asked"), "public.example/aurelius/model-server:0.1.0", "prod"
+    )
     assert check.status == SKIPPED
 
 
@@ -268,11 +301,19 @@ class FakeTriggerClients:
         self.variables = variables
 
     def describe_stack_resources(self, StackName):
-        return {"StackResources": [{"ResourceType": "AWS::Lambda::Function", "PhysicalResourceId": "fn-1", "LogicalResourceId": "F"}]}
+        return {
+            "StackResources": [
+                {"ResourceType": "AWS::Lambda::Function", "PhysicalResourceId": "fn-1", "LogicalResourceId": "F"}
+            ]
+        }
 
     def get_function_configuration(self, FunctionName):
-        return {"FunctionName": FunctionName, "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{FunctionName}",
-                "Role": FUNCTION_ROLE, "Environment": {"Variables": self.variables}}
+        return {
+            "FunctionName": FunctionName,
+            "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{FunctionName}",
+            "Role": FUNCTION_ROLE,
+            "Environment": {"Variables": self.variables},
+        }
 
 
 def test_functions_pointing_at_another_service_stack_fail_naming_the_variable():
@@ -305,7 +346,11 @@ def test_not_checkable_and_skipped_checks_exit_0_but_are_counted_apart(capsys):
 
 
 def test_json_report_is_one_object_per_check_and_exit_1_on_a_problem(capsys):
-    checks = [Check("a", OK, "fine"), Check("b", ERROR, "access denied", "run as ..."), Check("c", FAIL, "missing", "create it")]
+    checks = [
+        Check("a", OK, "fine"),
+        Check("b", ERROR, "access denied", "run as ..."),
+        Check("c", FAIL, "missing", "create it"),
+    ]
     assert doctor.report(env(), checks, as_json=True) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False
@@ -313,7 +358,10 @@ def test_json_report_is_one_object_per_check_and_exit_1_on_a_problem(capsys):
 
 
 def test_text_report_names_the_first_problem_and_its_fix(capsys):
-    checks = [Check("cluster", FAIL, "no cluster", "create-cluster.py"), Check("trigger stack", FAIL, "no stack", "sam deploy")]
+    checks = [
+        Check("cluster", FAIL, "no cluster", "create-cluster.py"),
+        Check("trigger stack", FAIL, "no stack", "sam deploy"),
+    ]
     assert doctor.report(env(), checks, as_json=False) == 1
     out = capsys.readouterr().out
     assert "start with the first missing link: cluster" in out

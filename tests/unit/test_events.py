@@ -3,10 +3,7 @@
 import pytest
 
 from aurelius.core.events import RejectedEvent, model_upload_wakeup, refresh_wakeup
-from tests.helpers import load_event
-
-BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
-STACK = "aurelius-service-stack-local-demo"
+from tests.helpers import BUCKET, KEY, SERVICE_STACK, load_event
 
 
 def test_s3_put_on_the_model_key_wakes_up():
@@ -84,13 +81,13 @@ def test_eventbridge_object_deleted_is_rejected():
 
 
 def test_schedule_tick_wakes_up_and_may_refresh():
-    wakeup = refresh_wakeup(load_event("schedule"), STACK)
+    wakeup = refresh_wakeup(load_event("schedule"), SERVICE_STACK)
     assert wakeup.trigger == "schedule" and wakeup.refresh_allowed
 
 
 def test_status_change_of_our_stack_wakes_up_but_never_refreshes():
     # A refresh on a status change would start another update, whose completion would start another
-    wakeup = refresh_wakeup(load_event("stack_status_update_complete"), STACK)
+    wakeup = refresh_wakeup(load_event("stack_status_update_complete"), SERVICE_STACK)
     assert wakeup.trigger == "stack-status" and not wakeup.refresh_allowed
     assert "UPDATE_COMPLETE" in wakeup.detail
 
@@ -103,4 +100,4 @@ def test_status_change_of_another_stack_is_rejected():
 @pytest.mark.parametrize("event", [None, {}, {"source": "aws.events", "detail-type": "Other"}, load_event("s3_put")])
 def test_unexpected_refresh_event_is_rejected(event):
     with pytest.raises(RejectedEvent):
-        refresh_wakeup(event, STACK)
+        refresh_wakeup(event, SERVICE_STACK)

@@ -23,8 +23,12 @@ def test_names_ecr_refuses_are_refused_before_any_call(name):
 
 @pytest.mark.parametrize(
     "image, tag",
-    [("aurelius/model-server:0.1.0", "0.1.0"), ("localhost:5000/model-server", "0.1.0"), ("r/model@sha256:" + "a" * 64, "0.1.0"),
-     ("123456789012.dkr.ecr.us-east-1.amazonaws.com/aurelius-ecr-prod-ml:2026-11-26", "2026-11-26")],
+    [
+        ("aurelius/model-server:0.1.0", "0.1.0"),
+        ("localhost:5000/model-server", "0.1.0"),
+        ("r/model@sha256:" + "a" * 64, "0.1.0"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/aurelius-ecr-prod-ml:2026-11-26", "2026-11-26"),
+    ],
 )
 def test_the_default_tag_is_the_settings_images_tag(image, tag):
     assert tag_of(image) == tag

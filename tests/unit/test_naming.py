@@ -52,5 +52,7 @@ def test_role_names_follow_the_convention_the_trigger_stack_scopes_its_policy_to
     # The CloudFormation service role's statements name exactly these (template.yaml)
     namer = Namer("aurelius", "prod", "ml")
     assert (namer("cfn-role"), namer("task-role"), namer("exec-role")) == (
-        "aurelius-cfn-role-prod-ml", "aurelius-task-role-prod-ml", "aurelius-exec-role-prod-ml"
+        "aurelius-cfn-role-prod-ml",
+        "aurelius-task-role-prod-ml",
+        "aurelius-exec-role-prod-ml",
     )

@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 
 from aurelius.core.notifications import ALARM_TAG, Notifier, problem_digest
 from aurelius.core.reconcile import Action, Outcome
+from tests.helpers import SERVICE_STACK
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:aurelius-deploys"
-STACK = "aurelius-service-stack-local-demo"
 
 
 class FakeSns:
@@ -47,10 +47,10 @@ class FakeSns:
 
 
 def alarm(status: str = "UPDATE_ROLLBACK_FAILED", version: str = "v2", finding: str = "StackNotUpdatable") -> Outcome:
-    return Outcome(Action.ALARM, f"stack is {status}", STACK, version, "v1", status, finding=finding)
+    return Outcome(Action.ALARM, f"stack is {status}", SERVICE_STACK, version, "v1", status, finding=finding)
 
 
-HEALTHY = Outcome(Action.STARTED, "update started to v2", STACK, "v2", "v1", "UPDATE_ROLLBACK_COMPLETE")
+HEALTHY = Outcome(Action.STARTED, "update started to v2", SERVICE_STACK, "v2", "v1", "UPDATE_ROLLBACK_COMPLETE")
 
 
 def test_twelve_identical_alarms_publish_once():
@@ -100,7 +100,7 @@ def test_healthy_reconciles_without_a_past_alarm_publish_nothing():
 def test_a_deadline_cancel_is_published_once_without_touching_the_tag():
     sns = FakeSns()
     cancelled = Outcome(
-        Action.CANCELLED, "past its deadline", STACK, "v2", "v2", "UPDATE_IN_PROGRESS", finding="PastDeadline"
+        Action.CANCELLED, "past its deadline", SERVICE_STACK, "v2", "v2", "UPDATE_IN_PROGRESS", finding="PastDeadline"
     )
     assert Notifier(sns, TOPIC).handle(cancelled) == "cancelled"
     assert sns.published[0]["notice"] == "cancelled" and "cancelled (deadline)" in sns.published[0]["subject"]

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
 from aurelius.core.reconcile import Action, Target, reconcile
 from aurelius.core.tokens import request_token, version_digest
+from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
+from tests.stubs import StubbedAws
 
-STACK = "aurelius-service-stack-local-demo"
-BUCKET, KEY = "aurelius-models-local-demo", "models/model.pkl"
-URI = f"s3://{BUCKET}/{KEY}"
+STACK = SERVICE_STACK
+URI = MODEL_URI
 ROLE = "arn:aws:iam::123456789012:role/aurelius-cfn"
 TARGET = Target(STACK, BUCKET, KEY, ROLE)
 NOW = 1_795_600_000.0
@@ -49,13 +49,8 @@ def stack(
     return found
 
 
-class Aws:
-    """Stubbed S3 and CloudFormation clients with helpers for the expected calls."""
-
-    def __init__(self):
-        self.s3 = boto3.client("s3", region_name="us-east-1")
-        self.cfn = boto3.client("cloudformation", region_name="us-east-1")
-        self.s3_stub, self.cfn_stub = Stubber(self.s3), Stubber(self.cfn)
+class Aws(StubbedAws):
+    """Stubbed S3 and CloudFormation clients with helpers for the calls reconcile must make."""
 
     def head(self, version: str = "v2", size: int = 100):
         self.s3_stub.add_response(
@@ -96,10 +91,8 @@ class Aws:
         self.cfn_stub.add_client_error("update_stack", "ValidationError", message, http_status_code=400)
 
     def run(self, **kwargs):
-        with self.s3_stub, self.cfn_stub:
+        with self.active():
             result = reconcile(TARGET, s3=self.s3, cfn=self.cfn, clock=lambda: NOW, **kwargs)
-            self.s3_stub.assert_no_pending_responses()
-            self.cfn_stub.assert_no_pending_responses()
         return result
 
 

@@ -95,7 +95,11 @@ def test_a_valid_smoke_test_and_canary_are_read(tmp_path):
         ("    smoke_test: {instances: [[1, .nan]]}\n", "smoke_test.instances.0.1", "finite"),
         ("    smoke_test: {instances: [[1], [2]], expected: [1]}\n", "smoke_test", "1 values for 2 rows"),
         ("    smoke_test: {instances: [[1]], tolerance: 0.1}\n", "smoke_test", "tolerance needs expected"),
-        ("    smoke_test: {instances: [[1]], expected: [1], tolerance: -1}\n", "smoke_test.tolerance", "greater than or equal"),
+        (
+            "    smoke_test: {instances: [[1]], expected: [1], tolerance: -1}\n",
+            "smoke_test.tolerance",
+            "greater than or equal",
+        ),
         ("    smoke_test: {instances: [[1]], rows: [[1]]}\n", "smoke_test.rows", "unknown key"),
         ("    rollout: {strategy: blue-green}\n", "rollout.strategy", "'rolling' or 'canary'"),
         ("    rollout: {canary_percent: 10.05}\n", "rollout.canary_percent", "multiple of 0.1"),
@@ -120,7 +124,10 @@ def test_bad_smoke_test_or_rollout_names_file_key_and_rule(tmp_path, extra, key,
 
 def test_shipped_settings_put_prod_on_canary_and_keep_local_and_dev_rolling():
     # Given the shipped service settings
-    strategies = {env: load_environment(SHIPPED, ServiceSettings, env).settings.rollout.strategy for env in ("local", "dev", "prod")}
+    strategies = {
+        env: load_environment(SHIPPED, ServiceSettings, env).settings.rollout.strategy
+        for env in ("local", "dev", "prod")
+    }
     # Then prod takes traffic through a canary, the fast environments roll
     assert strategies == {"local": "rolling", "dev": "rolling", "prod": "canary"}
 
@@ -130,7 +137,9 @@ def test_shipped_settings_put_prod_on_canary_and_keep_local_and_dev_rolling():
 
 def test_smoke_test_becomes_json_parameters_and_absent_means_empty(tmp_path, script):
     # Given a smoke test with expected values, and settings without one
-    with_smoke = load(tmp_path, "    smoke_test: {instances: [[1, 2.5], [3, 4]], expected: [3.5, 7], tolerance: 0.01}\n")
+    with_smoke = load(
+        tmp_path, "    smoke_test: {instances: [[1, 2.5], [3, 4]], expected: [3.5, 7], tolerance: 0.01}\n"
+    )
     without = load(tmp_path, "")
     # When the deploy script builds the parameters
     sent, empty = values(script.smoke_test_parameters(with_smoke)), values(script.smoke_test_parameters(without))
@@ -169,7 +178,11 @@ def test_rollout_parameters_carry_strategy_canary_alarms_and_deadline(tmp_path, 
 def test_every_parameter_the_script_builds_is_a_template_parameter(tmp_path, script):
     # Given the parameters of names, smoke test and rollout
     env = load_environment(SHIPPED, ServiceSettings, "prod")
-    sent = [*script.name_parameters(env), *script.smoke_test_parameters(env.settings), *script.rollout_parameters(env.settings)]
+    sent = [
+        *script.name_parameters(env),
+        *script.smoke_test_parameters(env.settings),
+        *script.rollout_parameters(env.settings),
+    ]
     declared = load_template(SERVICE_TEMPLATE)["Parameters"]
     # Then the template declares each of them (a typo would fall back to a Default silently)
     assert [p["ParameterKey"] for p in sent if p["ParameterKey"] not in declared] == []
@@ -183,15 +196,28 @@ def test_template_timing_is_read_from_the_service_template():
     timing = template_timing(load_template(SERVICE_TEMPLATE))
     # Then the target group's health check and draining and the service's grace are the template's
     assert timing == Timing(
-        interval=10, healthy_threshold=2, unhealthy_threshold=3, deregistration_delay=10, grace=60,
-        maximum_percent=200, minimum_healthy_percent=100, circuit_breaker=True,
+        interval=10,
+        healthy_threshold=2,
+        unhealthy_threshold=3,
+        deregistration_delay=10,
+        grace=60,
+        maximum_percent=200,
+        minimum_healthy_percent=100,
+        circuit_breaker=True,
     )
 
 
 def test_derived_deadline_adds_health_bake_draining_breaker_and_margin():
     # Given the template's timing and a rolling rollout with 2 x 60 s alarm periods
-    timing = Timing(interval=10, healthy_threshold=2, unhealthy_threshold=3, deregistration_delay=10, grace=60,
-                    maximum_percent=200, circuit_breaker=True)
+    timing = Timing(
+        interval=10,
+        healthy_threshold=2,
+        unhealthy_threshold=3,
+        deregistration_delay=10,
+        grace=60,
+        maximum_percent=200,
+        circuit_breaker=True,
+    )
     rolling = Rollout()
     # When the deadline is derived for 3 tasks
     deadline = rollout_deadline_seconds(rolling, timing, desired=3)

@@ -39,7 +39,17 @@ def run_checkov(path: Path) -> dict[str, Any]:
     if not CHECKOV.exists():
         pytest.fail(f"checkov is not installed next to {sys.executable}; run make venv")
     done = subprocess.run(
-        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "--compact", "--skip-download", "--output", "json"],
+        [
+            str(CHECKOV),
+            "-f",
+            str(path),
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,7 +86,8 @@ def test_every_template_in_the_repository_is_scanned():
     found = {
         p
         for p in REPO.rglob("*.yaml")
-        if not {".venv", ".aws-sam", "node_modules"} & set(p.parts) and "AWSTemplateFormatVersion" in p.read_text(encoding="utf-8")
+        if not {".venv", ".aws-sam", "node_modules"} & set(p.parts)
+        and "AWSTemplateFormatVersion" in p.read_text(encoding="utf-8")
     }
     # Then each one is in this module's list
     assert found == set(TEMPLATES.values())
@@ -97,7 +108,10 @@ def test_checkov_finds_no_failed_check(name):
 def test_checkov_checks_the_sam_functions_themselves():
     result = report("template.yaml")
     checked = {c["resource"] for kind in ("passed_checks", "skipped_checks") for c in result["results"][kind]}
-    assert {"AWS::Serverless::Function.RedeployServiceFunction", "AWS::Serverless::Function.ScheduledRefreshFunction"} <= checked
+    assert {
+        "AWS::Serverless::Function.RedeployServiceFunction",
+        "AWS::Serverless::Function.ScheduledRefreshFunction",
+    } <= checked
 
 
 @every_template

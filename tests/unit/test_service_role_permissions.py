@@ -27,8 +27,9 @@ import functools
 import hashlib
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml
@@ -93,7 +94,9 @@ def _security_group(sample, logical_id, props):
 
 
 def _ingress(sample, logical_id, props):
-    return own_arns(sample, referenced(props["GroupId"])) + [arn("ec2", f"security-group-rule/sgr-{_hex(logical_id, 17)}")]
+    return own_arns(sample, referenced(props["GroupId"])) + [
+        arn("ec2", f"security-group-rule/sgr-{_hex(logical_id, 17)}")
+    ]
 
 
 def _load_balancer(sample, logical_id, props):
@@ -133,11 +136,18 @@ def _task_definition(sample, logical_id, props):
 
 def _service(sample, logical_id, props):
     cluster, name = sample.value(props["Cluster"]), sample.value(props["ServiceName"])
-    return [arn("ecs", f"service/{cluster}/{name}"), arn("ecs", f"service-deployment/{cluster}/{name}/{_hex(logical_id, 20)}")]
+    return [
+        arn("ecs", f"service/{cluster}/{name}"),
+        arn("ecs", f"service-deployment/{cluster}/{name}/{_hex(logical_id, 20)}"),
+    ]
 
 
 def _alarm(sample, logical_id, props):
-    name = sample.value(props["AlarmName"]) if "AlarmName" in props else f"{sample.stack_name}-{logical_id}-{_hex(logical_id, 12).upper()}"
+    name = (
+        sample.value(props["AlarmName"])
+        if "AlarmName" in props
+        else f"{sample.stack_name}-{logical_id}-{_hex(logical_id, 12).upper()}"
+    )
     return [arn("cloudwatch", f"alarm:{name}")]
 
 
@@ -189,8 +199,12 @@ def roles_referenced(sample: Sample, props: Any) -> list[str]:
 RELATED: dict[tuple[str, str], Callable[[Sample, dict[str, Any]], list[str]]] = {
     ("AWS::EC2::SecurityGroup", "ec2:CreateSecurityGroup"): lambda s, p: [arn("ec2", f"vpc/vpc-{_hex('vpc', 17)}")],
     # A listener is created on its load balancer, a rule on its listener.
-    ("AWS::ElasticLoadBalancingV2::Listener", "elasticloadbalancing:CreateListener"): lambda s, p: own_arns(s, referenced(p["LoadBalancerArn"])),
-    ("AWS::ElasticLoadBalancingV2::ListenerRule", "elasticloadbalancing:CreateRule"): lambda s, p: own_arns(s, referenced(p["ListenerArn"])),
+    ("AWS::ElasticLoadBalancingV2::Listener", "elasticloadbalancing:CreateListener"): lambda s, p: own_arns(
+        s, referenced(p["LoadBalancerArn"])
+    ),
+    ("AWS::ElasticLoadBalancingV2::ListenerRule", "elasticloadbalancing:CreateRule"): lambda s, p: own_arns(
+        s, referenced(p["ListenerArn"])
+    ),
     ("AWS::ECS::TaskDefinition", "iam:PassRole"): roles_referenced,
     ("AWS::ECS::TaskDefinition", "iam:GetRole"): roles_referenced,
     # A service passes the roles it refers to (Role, a load balancer's AdvancedConfiguration.RoleArn).
@@ -215,9 +229,13 @@ def _no_cognito_action(props: dict[str, Any]) -> bool:
 
 EXEMPT: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], bool]]] = {
     ("AWS::ElasticLoadBalancingV2::Listener", "cognito-idp:DescribeUserPoolClient"): (
-        "only for authenticate-cognito actions", _no_cognito_action),
+        "only for authenticate-cognito actions",
+        _no_cognito_action,
+    ),
     ("AWS::ElasticLoadBalancingV2::ListenerRule", "cognito-idp:DescribeUserPoolClient"): (
-        "only for authenticate-cognito actions", _no_cognito_action),
+        "only for authenticate-cognito actions",
+        _no_cognito_action,
+    ),
     **{
         ("AWS::Logs::LogGroup", action): (
             "only for log group properties this template does not set (deliveries, field index "
@@ -225,8 +243,12 @@ EXEMPT: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], bool]]] = {
             _log_group_uses_only_covered_properties,
         )
         for action in (
-            "firehose:TagDeliveryStream", "s3:REST.PUT.OBJECT", "logs:CreateLogDelivery", "logs:PutResourcePolicy",
-            "logs:PutIndexPolicy", "logs:DeleteIndexPolicy",
+            "firehose:TagDeliveryStream",
+            "s3:REST.PUT.OBJECT",
+            "logs:CreateLogDelivery",
+            "logs:PutResourcePolicy",
+            "logs:PutIndexPolicy",
+            "logs:DeleteIndexPolicy",
         )
     },
 }
@@ -261,7 +283,9 @@ def arn_formats(action: str) -> tuple[str, ...] | None:
 def fits(arn_value: str, arn_format: str) -> bool:
     import re
 
-    pattern = re.escape(arn_format.replace("${Partition}", "aws").replace("${Region}", REGION).replace("${Account}", ACCOUNT))
+    pattern = re.escape(
+        arn_format.replace("${Partition}", "aws").replace("${Region}", REGION).replace("${Account}", ACCOUNT)
+    )
     pattern = re.sub(r"\\\$\\\{[A-Za-z]+\\\}", r"[^:/]+", pattern)
     # ${RoleNameWithPath}, ${LogGroupName} may hold "/" or ":*".
     pattern = pattern.replace("[^:/]+", ".+") if pattern.endswith("[^:/]+") else pattern
@@ -311,7 +335,11 @@ def prove(sample: Sample, documents: list[dict[str, Any]]) -> list[Missing]:
                 continue
             formats = arn_formats(action)
             if formats is None:
-                missing.append(Missing(logical_id, resource_type, handler, action, "-", "unknown IAM action: exempt it with a reason"))
+                missing.append(
+                    Missing(
+                        logical_id, resource_type, handler, action, "-", "unknown IAM action: exempt it with a reason"
+                    )
+                )
                 continue
             if not formats:
                 arns = ["*"]
@@ -327,12 +355,25 @@ def prove(sample: Sample, documents: list[dict[str, Any]]) -> list[Missing]:
                 if not arns and related:
                     continue  # e.g. iam:PassRole of a resource that refers to no role: nothing is passed
                 if not arns:
-                    missing.append(Missing(logical_id, resource_type, handler, action, "-", f"no ARN of this resource fits {formats}"))
+                    missing.append(
+                        Missing(
+                            logical_id, resource_type, handler, action, "-", f"no ARN of this resource fits {formats}"
+                        )
+                    )
                     continue
             for arn_value in arns:
                 for context in contexts(sample, resource_type, action):
                     if not allowed(documents, Request(action, arn_value, context)):
-                        missing.append(Missing(logical_id, resource_type, handler, action, arn_value, json.dumps(context) if context else ""))
+                        missing.append(
+                            Missing(
+                                logical_id,
+                                resource_type,
+                                handler,
+                                action,
+                                arn_value,
+                                json.dumps(context) if context else "",
+                            )
+                        )
     return missing
 
 
@@ -411,7 +452,10 @@ def test_pass_role_is_refused_for_another_service(sample, role_policy):
     # Then it may be passed to ECS tasks only
     assert allowed(role_policy, Request("iam:PassRole", task_role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}))
     assert not allowed(role_policy, Request("iam:PassRole", task_role, {"iam:PassedToService": "lambda.amazonaws.com"}))
-    assert not allowed(role_policy, Request("iam:PassRole", task_role.replace("prod", "dev"), {"iam:PassedToService": "ecs-tasks.amazonaws.com"}))
+    assert not allowed(
+        role_policy,
+        Request("iam:PassRole", task_role.replace("prod", "dev"), {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+    )
 
 
 def test_writes_are_scoped_to_this_environment(sample, role_policy):
@@ -421,8 +465,14 @@ def test_writes_are_scoped_to_this_environment(sample, role_policy):
             other = own.replace("-prod-", "-dev-")
             assert other != own
             # Then no write of the role reaches them
-            for action in ("ecs:DeleteService", "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup",
-                           "logs:DeleteLogGroup", "ecs:RegisterTaskDefinition", "iam:DeleteRole"):
+            for action in (
+                "ecs:DeleteService",
+                "elasticloadbalancing:DeleteLoadBalancer",
+                "elasticloadbalancing:DeleteTargetGroup",
+                "logs:DeleteLogGroup",
+                "ecs:RegisterTaskDefinition",
+                "iam:DeleteRole",
+            ):
                 assert not allowed(role_policy, Request(action, other)), (action, other)
 
 

@@ -42,7 +42,12 @@ def resolve(node: Any, conditions: dict[str, bool]) -> Any:
             return NO_VALUE
         out = {}
         for key, value in node.items():
-            if isinstance(value, dict) and "Condition" in value and "Type" in value and not conditions[value["Condition"]]:
+            if (
+                isinstance(value, dict)
+                and "Condition" in value
+                and "Type" in value
+                and not conditions[value["Condition"]]
+            ):
                 continue  # a resource that is not created
             resolved = resolve(value, conditions)
             if resolved is not NO_VALUE:
@@ -100,9 +105,15 @@ def test_rolling_keeps_the_one_target_group_service_with_circuit_breaker():
     assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     # ... with one target group, forwarded to directly, and no canary resources
     assert service(t)["LoadBalancers"] == [
-        {"ContainerName": "model-server", "ContainerPort": {"Ref": "ContainerPort"}, "TargetGroupArn": {"Ref": "TargetGroup"}}
+        {
+            "ContainerName": "model-server",
+            "ContainerPort": {"Ref": "ContainerPort"},
+            "TargetGroupArn": {"Ref": "TargetGroup"},
+        }
     ]
-    assert t["Resources"]["ListenerRule"]["Properties"]["Actions"] == [{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}]
+    assert t["Resources"]["ListenerRule"]["Properties"]["Actions"] == [
+        {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
+    ]
     assert "AlternateTargetGroup" not in t["Resources"] and "LoadBalancerRole" not in t["Resources"]
 
 
@@ -184,7 +195,10 @@ def test_traffic_shifting_role_is_for_ecs_and_writes_only_this_stacks_load_balan
     assert role["RoleName"] == {"Ref": "LoadBalancerRoleName"}
     # ... and its writes name this stack's target groups, listener and rule (reads are on "*":
     # Describe actions have no resource-level permissions)
-    assert statements["RegisterTasksInTheTwoTargetGroups"]["Resource"] == [{"Ref": "TargetGroup"}, {"Ref": "AlternateTargetGroup"}]
+    assert statements["RegisterTasksInTheTwoTargetGroups"]["Resource"] == [
+        {"Ref": "TargetGroup"},
+        {"Ref": "AlternateTargetGroup"},
+    ]
     assert statements["MoveTheWeights"]["Resource"] == [{"Ref": "Listener"}, {"Ref": "ListenerRule"}]
     assert all(a.startswith("elasticloadbalancing:Describe") for a in statements["ReadLoadBalancing"]["Action"])
 
@@ -199,8 +213,15 @@ def test_the_three_alarms_roll_the_deployment_back(strategy):
     alarms = service(t)["DeploymentConfiguration"]["Alarms"]
     # Then ECS watches the three alarms, by the names the alarms get, and rolls back on one
     assert alarms["Enable"] is True and alarms["Rollback"] is True
-    assert alarms["AlarmNames"] == [{"Ref": "PredictionErrorRateAlarm"}, {"Ref": "Target5xxAlarm"}, {"Ref": "UnhealthyHostsAlarm"}]
-    names = {logical_id: t["Resources"][logical_id]["Properties"]["AlarmName"] for logical_id in ("PredictionErrorRateAlarm", "Target5xxAlarm", "UnhealthyHostsAlarm")}
+    assert alarms["AlarmNames"] == [
+        {"Ref": "PredictionErrorRateAlarm"},
+        {"Ref": "Target5xxAlarm"},
+        {"Ref": "UnhealthyHostsAlarm"},
+    ]
+    names = {
+        logical_id: t["Resources"][logical_id]["Properties"]["AlarmName"]
+        for logical_id in ("PredictionErrorRateAlarm", "Target5xxAlarm", "UnhealthyHostsAlarm")
+    }
     assert names == {
         "PredictionErrorRateAlarm": {"Ref": "ErrorRateAlarmName"},
         "Target5xxAlarm": {"Ref": "Target5xxAlarmName"},
@@ -233,7 +254,10 @@ def test_error_rate_alarm_watches_the_new_model_version_with_the_servers_own_met
     assert alarm["Properties"]["Threshold"] == {"Ref": "ErrorRateThresholdPercent"}
 
 
-@pytest.mark.parametrize("logical_id, metric", [("Target5xxAlarm", "HTTPCode_Target_5XX_Count"), ("UnhealthyHostsAlarm", "UnHealthyHostCount")])
+@pytest.mark.parametrize(
+    "logical_id, metric",
+    [("Target5xxAlarm", "HTTPCode_Target_5XX_Count"), ("UnhealthyHostsAlarm", "UnHealthyHostCount")],
+)
 def test_target_group_alarms_watch_every_target_group_that_can_hold_new_tasks(logical_id, metric):
     # Given the alarm in both strategies
     groups = {}
@@ -241,7 +265,9 @@ def test_target_group_alarms_watch_every_target_group_that_can_hold_new_tasks(lo
         stats = metric_stats(variant(strategy)["Resources"][logical_id])
         assert {s["Metric"]["MetricName"] for s in stats} == {metric}
         assert {s["Metric"]["Namespace"] for s in stats} == {"AWS/ApplicationELB"}
-        groups[strategy] = [next(d["Value"] for d in s["Metric"]["Dimensions"] if d["Name"] == "TargetGroup") for s in stats]
+        groups[strategy] = [
+            next(d["Value"] for d in s["Metric"]["Dimensions"] if d["Name"] == "TargetGroup") for s in stats
+        ]
     # Then rolling watches the one target group, canary both (they swap roles)
     assert groups["rolling"] == [{"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}]
     assert groups["canary"] == [
@@ -263,8 +289,11 @@ def test_smoke_test_variables_are_set_only_when_configured():
     assert not any(name.startswith("SMOKE_TEST_") for name in without)
     # and "set" means a non-empty parameter, empty by default
     conditions = template()["Conditions"]
-    for condition, parameter in (("HasSmokeTest", "SmokeTestInstances"), ("HasSmokeTestExpected", "SmokeTestExpected"),
-                                 ("HasSmokeTestTolerance", "SmokeTestTolerance")):
+    for condition, parameter in (
+        ("HasSmokeTest", "SmokeTestInstances"),
+        ("HasSmokeTestExpected", "SmokeTestExpected"),
+        ("HasSmokeTestTolerance", "SmokeTestTolerance"),
+    ):
         assert conditions[condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
         assert template()["Parameters"][parameter]["Default"] == ""
 
@@ -286,8 +315,11 @@ def test_the_demo_runs_the_model_server_with_the_environment_the_template_gives_
 
     # Given the task's environment variables that come from stack parameters (all conditions on)
     env = container_env(variant("rolling", smoke=True))
-    from_parameters = {name: value["Ref"] for name, value in env.items() if isinstance(value, dict) and "Ref" in value
-                       and value["Ref"] in template()["Parameters"]}
+    from_parameters = {
+        name: value["Ref"]
+        for name, value in env.items()
+        if isinstance(value, dict) and "Ref" in value and value["Ref"] in template()["Parameters"]
+    }
     # Then the demo, which builds the real server's environment from the stack's parameters,
     # maps exactly those (PORT is the demo's own free port; AWS_REGION comes from the sandbox)
     assert {k: v for k, v in from_parameters.items() if k != "PORT"} == TASK_ENVIRONMENT

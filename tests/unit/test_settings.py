@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from aurelius.settings import ClusterSettings, ElbSettings, ServiceSettings, SettingsError, load_environment, load_environments
+from aurelius.settings import (
+    ClusterSettings,
+    ElbSettings,
+    ServiceSettings,
+    SettingsError,
+    load_environment,
+    load_environments,
+)
 from tests.helpers import REPO
 
 SHIPPED = [
@@ -58,9 +65,24 @@ def test_valid_service_settings_give_names_by_convention(tmp_path):
     "old, new, key, rule",
     [
         ("    image: aurelius/model-server:0.1.0\n", "", "environments.local.image", "Field required"),
-        ("    suffix: demo\n", "    suffix: demo\n    desired_count: two\n", "environments.local.desired_count", "integer"),
-        ("    suffix: demo\n", "    suffix: demo\n    desird_count: 2\n", "environments.local.desird_count", "unknown key"),
-        ("network: {default_vpc: true}", "network: {default_vpc: true, vpc_id: vpc-1}", "environments.local.network", "either"),
+        (
+            "    suffix: demo\n",
+            "    suffix: demo\n    desired_count: two\n",
+            "environments.local.desired_count",
+            "integer",
+        ),
+        (
+            "    suffix: demo\n",
+            "    suffix: demo\n    desird_count: 2\n",
+            "environments.local.desird_count",
+            "unknown key",
+        ),
+        (
+            "network: {default_vpc: true}",
+            "network: {default_vpc: true, vpc_id: vpc-1}",
+            "environments.local.network",
+            "either",
+        ),
         ("base_name: aurelius", "base_name: aurelius-inference-platform", "environments.local.base_name/suffix", "32"),
         ("base_name: aurelius", "base_name: Aurelius_1", "environments.local.base_name", "lower-case"),
     ],
@@ -78,7 +100,9 @@ def test_unknown_environment_lists_the_known_ones(tmp_path):
         load_environment(write(tmp_path, GOOD_SERVICE), ServiceSettings, "staging")
 
 
-@pytest.mark.parametrize("text, key", [("[]", "environments"), ("environments: 3", "environments"), (": bad: yaml: [", "(file)")])
+@pytest.mark.parametrize(
+    "text, key", [("[]", "environments"), ("environments: 3", "environments"), (": bad: yaml: [", "(file)")]
+)
 def test_malformed_file_is_a_settings_error(tmp_path, text, key):
     with pytest.raises(SettingsError, match=key.replace("(", r"\(").replace(")", r"\)")):
         load_environment(write(tmp_path, text), ServiceSettings, "local")
@@ -113,8 +137,16 @@ def test_service_network_defaults_to_an_internet_facing_load_balancer_in_the_tas
     "old, new, rule",
     [
         ("load_balancer_scheme: internal", "load_balancer_scheme: public", "String should match pattern"),
-        ("load_balancer_subnet_ids: [subnet-0a, subnet-0b]", "load_balancer_subnet_ids: [subnet-0a]", "at least two subnets"),
-        ("load_balancer_subnet_ids: [subnet-0a, subnet-0b]", "load_balancer_subnet_ids: [subnet-0a, sg-1]", "not a subnet id"),
+        (
+            "load_balancer_subnet_ids: [subnet-0a, subnet-0b]",
+            "load_balancer_subnet_ids: [subnet-0a]",
+            "at least two subnets",
+        ),
+        (
+            "load_balancer_subnet_ids: [subnet-0a, subnet-0b]",
+            "load_balancer_subnet_ids: [subnet-0a, sg-1]",
+            "not a subnet id",
+        ),
     ],
 )
 def test_bad_service_network_names_file_key_and_rule(tmp_path, old, new, rule):
@@ -125,7 +157,9 @@ def test_bad_service_network_names_file_key_and_rule(tmp_path, old, new, rule):
 
 
 def test_load_balancer_subnets_need_an_explicit_vpc(tmp_path):
-    text = GOOD_SERVICE.replace("network: {default_vpc: true}", "network: {default_vpc: true, load_balancer_subnet_ids: [subnet-0a, subnet-0b]}")
+    text = GOOD_SERVICE.replace(
+        "network: {default_vpc: true}", "network: {default_vpc: true, load_balancer_subnet_ids: [subnet-0a, subnet-0b]}"
+    )
     with pytest.raises(SettingsError, match="load_balancer_subnet_ids needs vpc_id"):
         load_environment(write(tmp_path, text), ServiceSettings, "local")
 
@@ -138,6 +172,10 @@ def test_prod_example_puts_an_internet_facing_load_balancer_in_other_subnets_tha
 
 def test_network_of_cluster_settings_rejects_load_balancer_keys(tmp_path):
     # Only the service has a load balancer with its own subnets: a cluster file with the key is a typo
-    text = (REPO / SHIPPED[0][0]).read_text().replace("\n      default_vpc: true", "\n      default_vpc: true\n      load_balancer_scheme: internal", 1)
+    text = (
+        (REPO / SHIPPED[0][0])
+        .read_text()
+        .replace("\n      default_vpc: true", "\n      default_vpc: true\n      load_balancer_scheme: internal", 1)
+    )
     with pytest.raises(SettingsError, match="unknown key"):
         load_environment(write(tmp_path, text), ClusterSettings, "local")

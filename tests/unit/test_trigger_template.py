@@ -109,8 +109,12 @@ def test_reserved_concurrency_is_a_parameter_unset_by_default(translated):
     assert parameter["Default"] == ""
     for function in ("RedeployServiceFunction", "ScheduledRefreshFunction"):
         reserved = translated["Resources"][function]["Properties"]["ReservedConcurrentExecutions"]
-        assert reserved == {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
-    assert translated["Conditions"]["HasReservedConcurrency"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]}
+        assert reserved == {
+            "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+    assert translated["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
+    }
 
 
 def test_created_model_bucket_is_retained_except_when_the_first_create_fails(translated):
@@ -209,5 +213,8 @@ def test_samconfig_environment_names_match_the_service_settings(config_env):
     assert parameters["ServiceStackName"] == env.stack_name
     assert parameters["ClusterName"] == env.settings.cluster_name
     assert (parameters["BaseName"], parameters["NameSuffix"]) == (env.settings.base_name, env.settings.suffix)
-    assert (parameters["ModelBucketName"], parameters["ModelKey"]) == (env.settings.model.bucket, env.settings.model.key)
+    assert (parameters["ModelBucketName"], parameters["ModelKey"]) == (
+        env.settings.model.bucket,
+        env.settings.model.key,
+    )
     assert stack_name == env.namer("trigger-stack")
