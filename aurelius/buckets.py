@@ -82,7 +82,13 @@ def ensure_private_bucket(s3, bucket: str, region: str | None, *, dry_run: bool 
         },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    partition = "aws-cn" if (region or "").startswith("cn-") else "aws-us-gov" if (region or "").startswith("us-gov-") else "aws"
+    partition = (
+        "aws-cn"
+        if (region or "").startswith("cn-")
+        else "aws-us-gov"
+        if (region or "").startswith("us-gov-")
+        else "aws"
+    )
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket, partition)))
     out(f"  created bucket {bucket} (private, encrypted, versioned, TLS only)")
     return "created"

@@ -33,12 +33,18 @@ RULES: dict[str, NameRule] = {
     "elb": NameRule(32, _ELB_LIKE, "letters, digits and hyphens, no hyphen at either end"),
     # CloudFormation: 128 characters, starts with a letter, alphanumerics and hyphens.
     **{
-        stack_type: NameRule(128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "starts with a letter; letters, digits, hyphens")
+        stack_type: NameRule(
+            128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "starts with a letter; letters, digits, hyphens"
+        )
         for stack_type in ("cluster-stack", "service-stack", "elb-stack", "trigger-stack", "ecr-stack")
     },
     # S3 bucket: 3-63 characters, lower-case letters, digits, hyphens and dots.
-    "models": NameRule(63, re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "lower-case letters, digits, hyphens, dots"),
-    "artifacts": NameRule(63, re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "lower-case letters, digits, hyphens, dots"),
+    "models": NameRule(
+        63, re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "lower-case letters, digits, hyphens, dots"
+    ),
+    "artifacts": NameRule(
+        63, re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "lower-case letters, digits, hyphens, dots"
+    ),
     # ECS cluster, service, task family: 255, letters, digits, hyphens, underscores.
     "cluster": NameRule(255, _ECS_LIKE, "letters, digits, hyphens, underscores"),
     "svc": NameRule(255, _ECS_LIKE, "letters, digits, hyphens, underscores"),
@@ -68,7 +74,9 @@ RULES: dict[str, NameRule] = {
     # EventBridge rule: 64 characters, letters, digits and . - _
     "status-rule": NameRule(64, re.compile(r"^[A-Za-z0-9._-]+$"), "letters, digits and . - _"),
     # ECR repository: 2-256, lower-case; single separators (. _ __ -) between letters and digits.
-    "ecr": NameRule(256, re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$"), "lower-case letters, digits, separators . _ -"),
+    "ecr": NameRule(
+        256, re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$"), "lower-case letters, digits, separators . _ -"
+    ),
 }
 
 # Environment, base name and suffix are name *parts*: keep them to what every rule above

@@ -119,7 +119,9 @@ def alarm_bake_seconds(rollout: Rollout) -> int:
     return alarm_window
 
 
-def rollout_deadline_seconds(rollout: Rollout, timing: Timing, desired: int, margin: int = DEFAULT_MARGIN_SECONDS) -> int:
+def rollout_deadline_seconds(
+    rollout: Rollout, timing: Timing, desired: int, margin: int = DEFAULT_MARGIN_SECONDS
+) -> int:
     """``rollout.deadline_seconds`` if set, else the longest legitimate rollout plus ``margin``:
     turn healthy, bake under the alarms, drain the old tasks, and room for the circuit breaker
     to roll a bad version back by itself (a rollback that ends on its own is never cancelled)."""

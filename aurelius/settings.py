@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, Literal, Mapping, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aurelius.naming import PART_PATTERN, InvalidName, Namer
 
@@ -64,7 +74,7 @@ class Network(_Strict):
         return _check_subnets(value)
 
     @model_validator(mode="after")
-    def _one_form(self) -> "Network":
+    def _one_form(self) -> Network:
         explicit = self.vpc_id is not None or self.subnet_ids is not None
         if self.default_vpc == explicit:
             raise ValueError("set either default_vpc: true, or both vpc_id and subnet_ids")
@@ -91,7 +101,7 @@ class ServiceNetwork(Network):
         return _check_subnets(value)
 
     @model_validator(mode="after")
-    def _load_balancer_needs_explicit_vpc(self) -> "ServiceNetwork":
+    def _load_balancer_needs_explicit_vpc(self) -> ServiceNetwork:
         if self.load_balancer_subnet_ids is not None and self.default_vpc:
             raise ValueError("load_balancer_subnet_ids needs vpc_id and subnet_ids (not default_vpc)")
         return self
@@ -103,7 +113,7 @@ class Capacity(_Strict):
     desired: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Capacity":
+    def _ordered(self) -> Capacity:
         if not self.min <= self.desired <= self.max:
             raise ValueError("needs min <= desired <= max")
         return self
@@ -258,11 +268,23 @@ class ServiceSettings(EnvironmentSettings):
 
     # cfn-role is the trigger stack's CloudFormation service role, found by this name.
     name_types: ClassVar[tuple[str, ...]] = (
-        "alb", "tg", "svc", "task", "logs", "task-role", "exec-role", "cfn-role",
+        "alb",
+        "tg",
+        "svc",
+        "task",
+        "logs",
+        "task-role",
+        "exec-role",
+        "cfn-role",
         # safe rollout: the canary's second target group and traffic-shifting role, the deployment alarms
-        "tg-alt", "ecs-lb-role", "alarm-errors", "alarm-5xx", "alarm-unhealthy",
+        "tg-alt",
+        "ecs-lb-role",
+        "alarm-errors",
+        "alarm-5xx",
+        "alarm-unhealthy",
     )
     stack_type: ClassVar[str] = "service-stack"
+
 
 class ElbSettings(EnvironmentSettings):
     instance_type: InstanceType
@@ -317,7 +339,9 @@ def load_environments(path: Path | str, model: type[S]) -> dict[str, Environment
     for env_name, block in raw["environments"].items():
         prefix = f"environments.{env_name}"
         if not isinstance(env_name, str) or not PART_PATTERN.match(env_name):
-            raise SettingsError(path, prefix, "environment names are lower-case letters and digits, starting with a letter")
+            raise SettingsError(
+                path, prefix, "environment names are lower-case letters and digits, starting with a letter"
+            )
         if not isinstance(block, Mapping):
             raise SettingsError(path, prefix, "must be a mapping")
         try:

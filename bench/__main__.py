@@ -7,12 +7,22 @@ import inspect
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
-from bench import (RESULTS, Row, build_size, burst, cold_start, machine, model_load, redeploy_cost, rollout_budget,
-                   server_load)
+from bench import (
+    RESULTS,
+    Row,
+    build_size,
+    burst,
+    cold_start,
+    machine,
+    model_load,
+    redeploy_cost,
+    rollout_budget,
+    server_load,
+)
 
 TITLES = {
     "1": (cold_start, "cold start"),
@@ -36,7 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-mib", type=int, default=100, help="model size for row 6's memory line")
     parser.add_argument("--model-mib", type=int, default=200, help="model size for row 7")
     parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated rows to run, e.g. 1,4")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write (default bench/RESULTS.md)")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="markdown file to write (default bench/RESULTS.md)"
+    )
     return parser.parse_args(argv)
 
 
@@ -122,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     if "4" in selected:
         record("4", rollout_budget.run)
     if "6" in selected:
-        record("6", lambda: server_load.run(load_seconds=args.load_seconds, memory_mib=args.memory_mib,
-                                            clients=tuple(int(n) for n in args.load_clients.split(","))))
+        record(
+            "6",
+            lambda: server_load.run(
+                load_seconds=args.load_seconds,
+                memory_mib=args.memory_mib,
+                clients=tuple(int(n) for n in args.load_clients.split(",")),
+            ),
+        )
     if "7" in selected:
         record("7", lambda: model_load.run(model_mib=args.model_mib))
     if "2" in selected or "3" in selected:

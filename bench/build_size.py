@@ -67,7 +67,12 @@ def kib(size: int) -> str:
 
 def build(target: Path) -> float:
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+    }
     command = [
         str(bin_dir / "sam"), "build", "--template-file", "template.yaml",
         "--build-dir", str(target / "build"), "--cache-dir", str(target / "cache"), "--no-cached",
@@ -100,5 +105,11 @@ def run(**_) -> tuple[list[Row], dict]:
                     f"third-party packages inside: {', '.join(packages) or 'none'}; build took {seconds:.0f} s for both",
                 )
             )
-            raw[logical_id] = {"bytes": size, "zipped_bytes": packed, "files": files, "largest": [biggest, biggest_size], "third_party": packages}
+            raw[logical_id] = {
+                "bytes": size,
+                "zipped_bytes": packed,
+                "files": files,
+                "largest": [biggest, biggest_size],
+                "third_party": packages,
+            }
     return rows, raw

@@ -37,7 +37,9 @@ def run(box: Sandbox, events: int = 1000, uploads: int = 20, seed: int = 2026112
     sent: list[str] = []
     cfn.meta.events.register(
         "provide-client-params.cloudformation.UpdateStack",
-        lambda params, **kw: sent.append(next(p["ParameterValue"] for p in params["Parameters"] if p["ParameterKey"] == "ModelVersionId")),
+        lambda params, **kw: sent.append(
+            next(p["ParameterValue"] for p in params["Parameters"] if p["ParameterKey"] == "ModelVersionId")
+        ),
     )
 
     made: list[str] = [box.deployed_version()]  # upload order; [0] is what the stack runs now
@@ -74,4 +76,10 @@ def run(box: Sandbox, events: int = 1000, uploads: int = 20, seed: int = 2026112
             f"outcomes: {summary}; {events / elapsed:.0f} events/s ({elapsed:.1f} s)",
         )
     ]
-    return rows, {"update_stack_versions": sent, "uploads": made[1:], "actions": dict(actions), "seconds": elapsed, "newest_deployed": newest}
+    return rows, {
+        "update_stack_versions": sent,
+        "uploads": made[1:],
+        "actions": dict(actions),
+        "seconds": elapsed,
+        "newest_deployed": newest,
+    }

@@ -100,7 +100,9 @@ def lambda_paths(root: Path) -> LambdaPaths:
     """Build the layer and runtime directories under root; the layer must match the lock's pin."""
     pinned, installed = locked_version("aws-lambda-powertools"), distribution("aws-lambda-powertools").version
     if pinned != installed:
-        raise RuntimeError(f"aws-lambda-powertools {installed} is installed, requirements.lock pins {pinned}: run make venv")
+        raise RuntimeError(
+            f"aws-lambda-powertools {installed} is installed, requirements.lock pins {pinned}: run make venv"
+        )
     paths = LambdaPaths(layer=root / "layer", runtime=root / "runtime")
     link_distributions(LAYER_DISTRIBUTIONS, paths.layer)
     link_distributions(RUNTIME_DISTRIBUTIONS, paths.runtime)
@@ -138,7 +140,10 @@ def sample_python() -> tuple[str, str]:
     found = shutil.which(runtime)
     if found:
         return found, runtime
-    return sys.executable, f"CPython {platform.python_version()} ({runtime}, the functions' runtime, is not installed here)"
+    return (
+        sys.executable,
+        f"CPython {platform.python_version()} ({runtime}, the functions' runtime, is not installed here)",
+    )
 
 
 def _variants(paths: LambdaPaths) -> dict[str, str]:
@@ -149,7 +154,15 @@ def _variants(paths: LambdaPaths) -> dict[str, str]:
 
 def _sample(python: str, code: str, env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one fresh interpreter."""
-    done = subprocess.run([*clean_interpreter(python), "-c", code], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*clean_interpreter(python), "-c", code],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"cold-start sample failed: {done.stderr.strip()[-400:]}")
     cpu, wall = done.stdout.strip().splitlines()[-1].split()

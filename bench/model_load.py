@@ -70,8 +70,9 @@ def measure_load(uri: str, version_id: str) -> dict[str, Any]:
 
 
 def measure_download(bucket: str, key: str, version_id: str, size: int) -> dict[str, Any]:
-    from aurelius_server.loader import TRANSFER, make_s3_client
     from boto3.s3.transfer import TransferConfig
+
+    from aurelius_server.loader import TRANSFER, make_s3_client
 
     s3 = make_s3_client()
     single = TransferConfig(multipart_threshold=size + 1, use_threads=False)
@@ -80,15 +81,24 @@ def measure_download(bucket: str, key: str, version_id: str, size: int) -> dict[
         for name, config in (("ranged", TRANSFER), ("single", single)):
             with tempfile.TemporaryFile() as handle:
                 started = time.perf_counter()
-                s3.download_fileobj(Bucket=bucket, Key=key, Fileobj=handle, ExtraArgs={"VersionId": version_id}, Config=config)
+                s3.download_fileobj(
+                    Bucket=bucket, Key=key, Fileobj=handle, ExtraArgs={"VersionId": version_id}, Config=config
+                )
                 times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _in_fresh_interpreter(server_dir: Path, aws: dict[str, str], *args: str) -> dict[str, Any]:
     env = {**os.environ, **aws, "PYTHONPATH": os.pathsep.join([str(server_dir), str(REPO)])}
-    done = subprocess.run([sys.executable, "-m", "bench.model_load", *args], cwd=REPO, env=env, check=False,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.model_load", *args],
+        cwd=REPO,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -103,35 +113,58 @@ def run(model_mib: int = 200, **_: Any) -> tuple[list[Row], dict]:
         uri = f"s3://{bucket}/big.pkl"
         new = _in_fresh_interpreter(REPO / "server", aws, "--measure", "load", "--uri", uri, "--version", version_id)
         old = _in_fresh_interpreter(old_dir, aws, "--measure", "load", "--uri", uri, "--version", version_id)
-        download = _in_fresh_interpreter(REPO / "server", aws, "--measure", "download", "--bucket", bucket,
-                                         "--key", "big.pkl", "--version", version_id, "--size", str(new["size"]))
+        download = _in_fresh_interpreter(
+            REPO / "server",
+            aws,
+            "--measure",
+            "download",
+            "--bucket",
+            bucket,
+            "--key",
+            "big.pkl",
+            "--version",
+            version_id,
+            "--size",
+            str(new["size"]),
+        )
     loaded_size = new["size"]
 
     def peak(result: dict[str, Any]) -> str:
-        return (f"peak RSS {result['peak'] / MIB:.0f} MiB = {result['peak'] / loaded_size:.2f} × model; "
-                f"growth during the load {(result['peak'] - result['before']) / loaded_size:.2f} × model; {result['seconds']:.1f} s")
+        return (
+            f"peak RSS {result['peak'] / MIB:.0f} MiB = {result['peak'] / loaded_size:.2f} × model; "
+            f"growth during the load {(result['peak'] - result['before']) / loaded_size:.2f} × model; {result['seconds']:.1f} s"
+        )
 
     goal = (new["peak"] - new["before"]) / loaded_size
     rows = [
-        Row("7", f"loading a {model_mib} MiB model from moto on 127.0.0.1: peak memory ÷ model size",
+        Row(
+            "7",
+            f"loading a {model_mib} MiB model from moto on 127.0.0.1: peak memory ÷ model size",
             f"{peak(new)} (ranged download to a file, pickle.load from it)",
             f"{peak(old)} (previous loader: whole body in memory, pickle.loads)",
             ratio(new["peak"], old["peak"]),
             f"ratio of peak RSS; goal <= 1.2 read as the load's own memory (growth ÷ size): "
             f"{'met' if goal <= 1.2 else 'NOT met'}; the {new['before'] / MIB:.0f} MiB of interpreter, boto3 and "
-            f"client before the load are there with any loader"),
-        Row("7", f"download of the {model_mib} MiB version: ranged (8 MiB × 8 in parallel) vs one stream, median of 3",
-            f"{download['ranged']:.2f} s ranged", f"{download['single']:.2f} s single stream",
+            f"client before the load are there with any loader",
+        ),
+        Row(
+            "7",
+            f"download of the {model_mib} MiB version: ranged (8 MiB × 8 in parallel) vs one stream, median of 3",
+            f"{download['ranged']:.2f} s ranged",
+            f"{download['single']:.2f} s single stream",
             ratio(download["ranged"], download["single"]),
             "moto answers every range from one Python process (slower than one stream here); against S3, "
             "parallel byte-range GETs are AWS's advice for throughput (S3 performance guidelines, "
-            "https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance-guidelines.html)"),
+            "https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance-guidelines.html)",
+        ),
     ]
     return rows, {"new": new, "old": old, "download": download}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.model_load", description="one measurement, fresh interpreter")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.model_load", description="one measurement, fresh interpreter"
+    )
     parser.add_argument("--measure", choices=["load", "download"], required=True)
     parser.add_argument("--uri")
     parser.add_argument("--bucket")

@@ -37,7 +37,16 @@ from bench.sandbox import CLUSTER, SERVICE, CallCounter, Sandbox, s3_event
 PEER_SERVICE = "aurelius-bench-peer-svc"
 PEER_FAMILY = "aurelius-bench-peer-task"
 CONTAINER = "model-server"
-COPIED = ("containerDefinitions", "taskRoleArn", "executionRoleArn", "networkMode", "volumes", "requiresCompatibilities", "cpu", "memory")
+COPIED = (
+    "containerDefinitions",
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "volumes",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+)
 
 
 def _peer_service(box: Sandbox) -> str:
@@ -45,7 +54,12 @@ def _peer_service(box: Sandbox) -> str:
     arn = box.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
     task = box.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
     copy = box.ecs.register_task_definition(family=PEER_FAMILY, **{k: task[k] for k in COPIED if task.get(k)})
-    box.ecs.create_service(cluster=CLUSTER, serviceName=PEER_SERVICE, taskDefinition=copy["taskDefinition"]["taskDefinitionArn"], desiredCount=2)
+    box.ecs.create_service(
+        cluster=CLUSTER,
+        serviceName=PEER_SERVICE,
+        taskDefinition=copy["taskDefinition"]["taskDefinitionArn"],
+        desiredCount=2,
+    )
     return copy["taskDefinition"]["taskDefinitionArn"]
 
 
@@ -107,7 +121,9 @@ def peer(box: Sandbox, redeploys: int) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
         after, pinned = _peer_state(box)
         if after == before or pinned != version:
-            raise RuntimeError(f"ecs deploy did not roll a new revision pinned to {version} ({before} -> {after}, {pinned})")
+            raise RuntimeError(
+                f"ecs deploy did not roll a new revision pinned to {version} ({before} -> {after}, {pinned})"
+            )
         if attempt:
             times.append(elapsed)
             calls.append(dict(counter.calls))
@@ -122,7 +138,9 @@ def peer_as_process(box: Sandbox, runs: int) -> list[float]:
     for _ in range(runs):
         version = box.upload()
         started = time.perf_counter()
-        done = subprocess.run([str(executable), *_peer_args(version)], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [str(executable), *_peer_args(version)], env=env, capture_output=True, text=True, timeout=120
+        )
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise RuntimeError(f"ecs deploy exited {done.returncode}: {(done.stdout + done.stderr).strip()[-400:]}")
@@ -146,8 +164,19 @@ def run(box: Sandbox, redeploys: int = 20, **_) -> tuple[list[Row], dict]:
         theirs = peer(box, redeploys)
     except Exception as exc:  # say why, never a made-up number
         reason = f"ecs-deploy could not run against moto: {type(exc).__name__}: {exc}"
-        rows.append(Row("2", "AWS API calls per redeploy", f"{ours_calls} ({ours_names})", "not measured", "n/a", reason))
-        rows.append(Row("2", f"in-process time per redeploy, median of {redeploys}", ms(median(warm["times"])), "not measured", "n/a", reason))
+        rows.append(
+            Row("2", "AWS API calls per redeploy", f"{ours_calls} ({ours_names})", "not measured", "n/a", reason)
+        )
+        rows.append(
+            Row(
+                "2",
+                f"in-process time per redeploy, median of {redeploys}",
+                ms(median(warm["times"])),
+                "not measured",
+                "n/a",
+                reason,
+            )
+        )
         return rows, {"aurelius_warm": warm, "aurelius_new_clients": cold, "peer_error": reason}
     theirs_calls, theirs_names = _calls(theirs["calls"])
     try:

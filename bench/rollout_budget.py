@@ -73,7 +73,11 @@ def desired_count(environment: str = "prod") -> int:
 
 
 def canary_good(s: Settings, rollout: Rollout) -> int:
-    return s.interval * s.healthy_threshold + 60 * (rollout.canary_bake_minutes + rollout.bake_minutes) + s.deregistration_delay
+    return (
+        s.interval * s.healthy_threshold
+        + 60 * (rollout.canary_bake_minutes + rollout.bake_minutes)
+        + s.deregistration_delay
+    )
 
 
 def exposure(rollout: Rollout) -> tuple[float, float, int]:

@@ -16,9 +16,10 @@ import pickle
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import botocore.session
@@ -57,7 +58,7 @@ class CallCounter:
         return sum(self.calls.values())
 
     @contextlib.contextmanager
-    def every_new_client(self) -> Iterator["CallCounter"]:
+    def every_new_client(self) -> Iterator[CallCounter]:
         """Watch each client any code creates inside the block (a CLI making its own)."""
         original = botocore.session.Session.create_client
         counter = self
@@ -93,7 +94,11 @@ def s3_event(version_id: str = "", sequencer: str = "") -> dict[str, Any]:
                 "eventSource": "aws:s3",
                 "awsRegion": "us-east-1",
                 "eventName": "ObjectCreated:Put",
-                "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"}, "object": obj},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                    "object": obj,
+                },
             }
         ]
     }
@@ -117,7 +122,14 @@ class Sandbox:
         self.upload()  # the service stack's first create pins the current version
         env = {**os.environ, **self.aws.environment}
         for script in SCRIPTS:
-            done = subprocess.run([sys.executable, str(script), "--environment", "local"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [sys.executable, str(script), "--environment", "local"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"{script.name} exited {done.returncode}: {done.stderr.strip()[-400:]}")
 

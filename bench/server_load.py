@@ -109,8 +109,10 @@ def calibrate_loops(target_seconds: float = 0.001) -> int:
 
 
 def _request(port: int) -> bytes:
-    return (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
 
 
 def _one_exchange(sock: socket.socket, request: bytes, buffer: bytearray) -> int:
@@ -186,9 +188,24 @@ def client_main(port: int, clients: int, seconds: float, warmup: float) -> dict[
 
 def run_client(port: int, clients: int, seconds: float, warmup: float = 0.5) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.server_load", "--port", str(port), "--clients", str(clients),
-         "--seconds", str(seconds), "--warmup", str(warmup)],
-        cwd=REPO, capture_output=True, text=True, timeout=seconds + warmup + 60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench.server_load",
+            "--port",
+            str(port),
+            "--clients",
+            str(clients),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            str(warmup),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=seconds + warmup + 60,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
@@ -208,10 +225,20 @@ def moto_s3() -> Iterator[tuple[Any, dict[str, str], str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="bench", aws_secret_access_key="bench")
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
     bucket = f"bench-models-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -230,8 +257,9 @@ def publish(s3: Any, bucket: str, model: Any, key: str) -> tuple[str, str]:
 @contextmanager
 def baseline_server_dir() -> Iterator[Path]:
     """The previous server (stdlib ThreadingHTTPServer), extracted from git history."""
-    archive = subprocess.run(["git", "archive", BASELINE_COMMIT, "server/aurelius_server"], cwd=REPO,
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", BASELINE_COMMIT, "server/aurelius_server"], cwd=REPO, capture_output=True, check=True
+    ).stdout
     with tempfile.TemporaryDirectory(prefix="aurelius-baseline-") as directory:
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(directory, filter="data")
@@ -245,13 +273,27 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(server_dir: Path, aws: dict[str, str], uri: str, version_id: str, **settings: Any) -> Iterator[subprocess.Popen]:
+def running_server(
+    server_dir: Path, aws: dict[str, str], uri: str, version_id: str, **settings: Any
+) -> Iterator[subprocess.Popen]:
     port = _free_port()
-    env = {**os.environ, **aws, "PYTHONPATH": os.pathsep.join([str(server_dir), str(REPO)]),
-           "MODEL_S3_URI": uri, "MODEL_VERSION_ID": version_id, "HOST": "127.0.0.1", "PORT": str(port),
-           **{name: str(value) for name, value in settings.items()}}
-    process = subprocess.Popen([sys.executable, "-m", "aurelius_server"], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **aws,
+        "PYTHONPATH": os.pathsep.join([str(server_dir), str(REPO)]),
+        "MODEL_S3_URI": uri,
+        "MODEL_VERSION_ID": version_id,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **{name: str(value) for name, value in settings.items()},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aurelius_server"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     process.port = port  # type: ignore[attr-defined]
     try:
         _wait_healthy(process, port)
@@ -333,15 +375,18 @@ def _fmt(result: dict[str, Any]) -> str:
     return f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, {result['rps']:,.0f} req/s{errors}"
 
 
-def run(load_seconds: float = 3.0, clients: tuple[int, ...] = CLIENTS, memory_mib: int = MEMORY_MODEL_MIB,
-        **_: Any) -> tuple[list[Row], dict]:
+def run(
+    load_seconds: float = 3.0, clients: tuple[int, ...] = CLIENTS, memory_mib: int = MEMORY_MODEL_MIB, **_: Any
+) -> tuple[list[Row], dict]:
     loops = calibrate_loops()
     rows: list[Row] = []
     raw: dict[str, Any] = {"busy_loops": loops}
     new_dir = REPO / "server"
     with moto_s3() as (s3, aws, bucket), baseline_server_dir() as old_dir:
-        models = {"trivial": publish(s3, bucket, TrivialModel(), "trivial.pkl"),
-                  f"CPU-bound (~1 ms pure Python, {loops:,} loop steps)": publish(s3, bucket, BusyModel(loops), "busy.pkl")}
+        models = {
+            "trivial": publish(s3, bucket, TrivialModel(), "trivial.pkl"),
+            f"CPU-bound (~1 ms pure Python, {loops:,} loop steps)": publish(s3, bucket, BusyModel(loops), "busy.pkl"),
+        }
         for label, (uri, version_id) in models.items():
             results: dict[str, dict[int, dict]] = {"new": {}, "old": {}}
             for side, directory in (("new", new_dir), ("old", old_dir)):
@@ -354,9 +399,16 @@ def run(load_seconds: float = 3.0, clients: tuple[int, ...] = CLIENTS, memory_mi
                 notes = f"throughput ratio; p50 ratio {ratio(new['p50_ms'], old['p50_ms'])}"
                 if label == "trivial" and count == 1:
                     notes += f"; goal p50 <= 1 ms: {'met' if new['p50_ms'] <= 1 else 'NOT met'}"
-                rows.append(Row("6", f"{label} model, {count} keep-alive client(s), {load_seconds:g} s: p50 / p99 / throughput",
-                                f"{_fmt(new)} (gunicorn gthread)", f"{_fmt(old)} (previous stdlib server)",
-                                ratio(new["rps"], old["rps"]), notes))
+                rows.append(
+                    Row(
+                        "6",
+                        f"{label} model, {count} keep-alive client(s), {load_seconds:g} s: p50 / p99 / throughput",
+                        f"{_fmt(new)} (gunicorn gthread)",
+                        f"{_fmt(old)} (previous stdlib server)",
+                        ratio(new["rps"], old["rps"]),
+                        notes,
+                    )
+                )
 
         busy_uri, busy_version = models[f"CPU-bound (~1 ms pure Python, {loops:,} loop steps)"]
         by_workers: dict[int, dict] = {}
@@ -368,11 +420,17 @@ def run(load_seconds: float = 3.0, clients: tuple[int, ...] = CLIENTS, memory_mi
                     by_workers[workers] = result
         raw["workers"] = by_workers
         scale = by_workers[2]["rps"] / by_workers[1]["rps"]
-        rows.append(Row("6", "CPU-bound model, 8 keep-alive clients: throughput with 2 workers vs 1 (best of 3 each, interleaved)",
-                        f"{by_workers[2]['rps']:,.0f} req/s (2 workers)", f"{by_workers[1]['rps']:,.0f} req/s (1 worker)",
-                        ratio(by_workers[2]["rps"], by_workers[1]["rps"]),
-                        f"goal >= 1.7: {'met' if scale >= 1.7 else 'NOT met'}; the load client shares the cores; "
-                        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end of the run"))
+        rows.append(
+            Row(
+                "6",
+                "CPU-bound model, 8 keep-alive clients: throughput with 2 workers vs 1 (best of 3 each, interleaved)",
+                f"{by_workers[2]['rps']:,.0f} req/s (2 workers)",
+                f"{by_workers[1]['rps']:,.0f} req/s (1 worker)",
+                ratio(by_workers[2]["rps"], by_workers[1]["rps"]),
+                f"goal >= 1.7: {'met' if scale >= 1.7 else 'NOT met'}; the load client shares the cores; "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end of the run",
+            )
+        )
 
         big_uri, big_version = publish(s3, bucket, BigModel(memory_mib), "big.pkl")
         memory = {}
@@ -382,12 +440,17 @@ def run(load_seconds: float = 3.0, clients: tuple[int, ...] = CLIENTS, memory_mi
                 memory[workers] = server_memory(server.pid)
         raw["memory"] = memory
         growth = memory[2]["pss"] / memory[1]["pss"]
-        rows.append(Row("6", f"memory of the whole server (Pss, master + workers) for a {memory_mib} MiB model, 2 workers vs 1",
-                        f"{memory[2]['pss'] / 2**20:.0f} MiB ({memory[2]['processes']} processes)",
-                        f"{memory[1]['pss'] / 2**20:.0f} MiB ({memory[1]['processes']} processes)",
-                        ratio(memory[2]["pss"], memory[1]["pss"]),
-                        f"goal <= 1.3: {'met' if growth <= 1.3 else 'NOT met'}; Rss summed (counts shared pages twice): "
-                        f"{memory[2]['rss'] / 2**20:.0f} vs {memory[1]['rss'] / 2**20:.0f} MiB"))
+        rows.append(
+            Row(
+                "6",
+                f"memory of the whole server (Pss, master + workers) for a {memory_mib} MiB model, 2 workers vs 1",
+                f"{memory[2]['pss'] / 2**20:.0f} MiB ({memory[2]['processes']} processes)",
+                f"{memory[1]['pss'] / 2**20:.0f} MiB ({memory[1]['processes']} processes)",
+                ratio(memory[2]["pss"], memory[1]["pss"]),
+                f"goal <= 1.3: {'met' if growth <= 1.3 else 'NOT met'}; Rss summed (counts shared pages twice): "
+                f"{memory[2]['rss'] / 2**20:.0f} vs {memory[1]['rss'] / 2**20:.0f} MiB",
+            )
+        )
     return rows, raw
 
 

@@ -113,14 +113,21 @@ class Runtime:
     def reconcile(self, trigger: str, refresh: bool = False) -> dict[str, Any]:
         config = self.config
         logger.append_keys(stack=config.stack_name, model_uri=f"s3://{config.bucket}/{config.key}", trigger=trigger)
-        outcome = reconcile(config.target, s3=self.clients.get("s3"), cfn=self.clients.get("cloudformation"), refresh=refresh)
+        outcome = reconcile(
+            config.target, s3=self.clients.get("s3"), cfn=self.clients.get("cloudformation"), refresh=refresh
+        )
         self.report(outcome)
         return outcome.as_dict()
 
     def report(self, outcome: Outcome) -> None:
         logger.append_keys(model_version=outcome.wanted_version, deployed_version=outcome.deployed_version)
         metrics.add_metric(name=METRIC_FOR_ACTION[outcome.action], unit=MetricUnit.Count, value=1)
-        fields = {"action": outcome.action.value, "reason": outcome.reason, "stack_status": outcome.stack_status, "finding": outcome.finding}
+        fields = {
+            "action": outcome.action.value,
+            "reason": outcome.reason,
+            "stack_status": outcome.stack_status,
+            "finding": outcome.finding,
+        }
         if outcome.action is Action.ALARM:
             logger.error("reconcile needs a human", extra=fields)
         elif outcome.action in (Action.SKIPPED, Action.CANCELLED):
@@ -133,6 +140,10 @@ class Runtime:
         """One SNS message per problem, and one when it clears (aurelius.core.notifications)."""
         if not self.config.topic_arn:
             return
-        done = Notifier(self.clients.get("sns"), self.config.topic_arn, warn=lambda message, **extra: logger.warning(message, extra=extra)).handle(outcome)
+        done = Notifier(
+            self.clients.get("sns"),
+            self.config.topic_arn,
+            warn=lambda message, **extra: logger.warning(message, extra=extra),
+        ).handle(outcome)
         if done != "nothing":
             logger.info("notification", extra={"notification": done})

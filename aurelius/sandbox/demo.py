@@ -27,8 +27,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aurelius.core.reconcile import MODEL_VERSION_PARAMETER
 from aurelius.sandbox import moto_compat
@@ -94,7 +95,9 @@ class Timeline:
 
     def row(self, step: Step) -> None:
         self.steps.append(step)
-        self.out(f"  {len(self.steps):>2}. {step.name:<42} {step.seconds:6.2f}s  {str(step.before):<28} -> {str(step.after):<28} {step.note}")
+        self.out(
+            f"  {len(self.steps):>2}. {step.name:<42} {step.seconds:6.2f}s  {str(step.before):<28} -> {str(step.after):<28} {step.note}"
+        )
 
 
 def demo_model(version: int, broken: bool = False) -> bytes:
@@ -165,11 +168,15 @@ class Demo:
 
     def run_script(self, which: str, *extra: str) -> str:
         command = [sys.executable, str(SCRIPTS[which]), "--environment", "local", *extra]
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **self.aws.environment}, timeout=300)
+        done = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, **self.aws.environment}, timeout=300
+        )
         if self.verbose or done.returncode != 0:
             sys.stdout.write(done.stdout + done.stderr)
         if done.returncode != 0:
-            raise StepFailed(f"deploy {which} stack", f"{SCRIPTS[which].name} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+            raise StepFailed(
+                f"deploy {which} stack", f"{SCRIPTS[which].name} exited {done.returncode}: {done.stderr.strip()[-300:]}"
+            )
         return done.stdout.strip().splitlines()[-1]
 
     def upload(self, version: int, broken: bool = False) -> str:
@@ -323,7 +330,9 @@ class Demo:
         run = self.run_server("real model server on v5", wait_healthy=False)
         failed = run.events("startup_failed")
         if run.exit_code != 1 or len(failed) != 1 or failed[0].get("model_version_id") != self.bad_version:
-            raise StepFailed("real model server on v5", f"expected exit 1 and one startup_failed line for v5, got {run}")
+            raise StepFailed(
+                "real model server on v5", f"expected exit 1 and one startup_failed line for v5, got {run}"
+            )
         if run.events("serving"):
             raise StepFailed("real model server on v5", "the server served the bad model")
         return f"exit 1, startup_failed: check '{failed[0].get('check')}' (never healthy)"
@@ -339,7 +348,9 @@ class Demo:
         )
         stack = describe_stack(self.cfn, SERVICE_STACK) or {}
         if stack.get("StackStatus") != "UPDATE_ROLLBACK_COMPLETE" or self.state().version != previous["ModelVersionId"]:
-            raise StepFailed("rollback of v5", f"expected UPDATE_ROLLBACK_COMPLETE on v4, got {stack.get('StackStatus')}")
+            raise StepFailed(
+                "rollback of v5", f"expected UPDATE_ROLLBACK_COMPLETE on v4, got {stack.get('StackStatus')}"
+            )
         return "EMULATED, what ECS + CloudFormation do (moto runs no tasks): UPDATE_ROLLBACK_COMPLETE on v4"
 
     def tick_after_rollback(self) -> str:
@@ -347,7 +358,9 @@ class Demo:
         invocation = self.runtime.invoke_sync(self.trigger.functions["ScheduledRefreshFunction"], event)
         result = invocation.result or {}
         if invocation.error or result.get("action") != "skipped" or result.get("wanted_version") != self.bad_version:
-            raise StepFailed("scheduled_refresh tick after the rollback", f"expected v5 skipped, got {invocation.error or result}")
+            raise StepFailed(
+                "scheduled_refresh tick after the rollback", f"expected v5 skipped, got {invocation.error or result}"
+            )
         return "skipped: v5's rollout rolled back; not retried"
 
     def upload_good_after_bad(self) -> str:
@@ -355,7 +368,9 @@ class Demo:
         wanted = self.upload(6)
         self.wait_for_lambda("upload good v6")
         if self.state().version != wanted:
-            raise StepFailed("upload good v6", f"expected v6 ({wanted}) deployed, got {self.state()} ({self.outcomes_since(mark)})")
+            raise StepFailed(
+                "upload good v6", f"expected v6 ({wanted}) deployed, got {self.state()} ({self.outcomes_since(mark)})"
+            )
         run = self.run_server("upload good v6", wait_healthy=True)
         if not run.events("smoke_test_passed"):
             raise StepFailed("upload good v6", "the model server turned healthy without passing its smoke test")
@@ -415,7 +430,9 @@ def run_demo(keep: bool = False, verbose: bool = False, out: Callable[[str], Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the aurelius redeploy loop against a local moto server.")
-    parser.add_argument("--keep", action="store_true", help="leave the sandbox running and print commands to explore it")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the sandbox running and print commands to explore it"
+    )
     parser.add_argument("--verbose", action="store_true", help="show the management scripts' output")
     args = parser.parse_args(argv)
     return run_demo(keep=args.keep, verbose=args.verbose)

@@ -16,7 +16,7 @@ class DemoModel:
         self.weights = (0.5 * version, 1.0)
 
     def predict(self, rows: list[list[float]]) -> list[float]:
-        return [sum(w * x for w, x in zip(self.weights, row)) for row in rows]
+        return [sum(w * x for w, x in zip(self.weights, row, strict=False)) for row in rows]
 
 
 class BrokenModel:

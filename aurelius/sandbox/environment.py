@@ -11,9 +11,10 @@ import os
 import sys
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, TextIO
+from typing import TextIO
 
 import boto3
 
@@ -59,7 +60,9 @@ def local_aws(delivery_delay: float = 0.5, lambda_log: TextIO | None = None) -> 
     server.start()
     host, port = server.get_host_and_port()
     # moto keeps its state per process, not per server: start from an empty AWS.
-    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10).close()
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10
+    ).close()
     runtime = LocalLambdaRuntime(delivery_delay=delivery_delay, log=lambda_log or sys.stdout)
     detach = runtime.attach_to_moto()
     sandbox = LocalAws(endpoint=f"http://{host}:{port}", runtime=runtime)

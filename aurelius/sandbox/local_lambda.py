@@ -21,14 +21,17 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 log = logging.getLogger("aurelius.sandbox.lambda")
 
-MAX_ATTEMPTS = 3  # Lambda asynchronous invocation: the first try and two retries (docs/aws.md#lambda-asynchronous-invocation)
+MAX_ATTEMPTS = (
+    3  # Lambda asynchronous invocation: the first try and two retries (docs/aws.md#lambda-asynchronous-invocation)
+)
 
 
 @dataclass
@@ -80,7 +83,9 @@ class LocalFunction:
 class Context:
     """The parts of Lambda's context object the handlers (powertools) read."""
 
-    def __init__(self, name: str = "aurelius-local", arn: str = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-local"):
+    def __init__(
+        self, name: str = "aurelius-local", arn: str = "arn:aws:lambda:us-east-1:123456789012:function:aurelius-local"
+    ):
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = arn

@@ -130,7 +130,12 @@ def _cloudwatch_alarms_in_stacks() -> None:
 
         @classmethod
         def update_from_cloudformation_json(  # type: ignore[misc]
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+            cls,
+            original_resource: Any,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
         ) -> StackAlarm:
             cloudwatch_backends[account_id][region_name].delete_alarms([original_resource.name])
             return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)

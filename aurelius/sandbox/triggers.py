@@ -118,7 +118,9 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
 
     resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
     # Resource types moto skips show up as empty rows (docs/moto.md#cloudformation): keep the real ones.
-    physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources if r.get("LogicalResourceId")}
+    physical = {
+        r.get("LogicalResourceId"): r.get("PhysicalResourceId") for r in resources if r.get("LogicalResourceId")
+    }
     lambda_client = session.client("lambda")
     functions: dict[str, str] = {}
     for logical_id, (handler_file, handler_name) in handler_files.items():

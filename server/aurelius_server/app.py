@@ -63,8 +63,13 @@ def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> L
     started = time.monotonic()
     loaded = load_model(config.model, config.version_id, s3)
     log_event(
-        logger, logging.INFO, "model_loaded", f"loaded model {loaded.location} version {loaded.version_id}",
-        **loaded.describe(), size_bytes=loaded.size_bytes, duration_ms=round((time.monotonic() - started) * 1000, 1),
+        logger,
+        logging.INFO,
+        "model_loaded",
+        f"loaded model {loaded.location} version {loaded.version_id}",
+        **loaded.describe(),
+        size_bytes=loaded.size_bytes,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
     if smoke is not None:
         try:
@@ -72,10 +77,16 @@ def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> L
         except ValueError as exc:
             raise SmokeTestFailed(loaded, "metadata", f"the model object's user metadata: {exc}") from None
         smoke.run(loaded)
-        log_event(logger, logging.INFO, "smoke_test_passed",
-                  f"smoke test passed for model {loaded.location} version {loaded.version_id}",
-                  model_version_id=loaded.version_id, rows=len(smoke.instances),
-                  expected=smoke.expected is not None, tolerance=smoke.tolerance)
+        log_event(
+            logger,
+            logging.INFO,
+            "smoke_test_passed",
+            f"smoke test passed for model {loaded.location} version {loaded.version_id}",
+            model_version_id=loaded.version_id,
+            rows=len(smoke.instances),
+            expected=smoke.expected is not None,
+            tolerance=smoke.tolerance,
+        )
     return loaded
 
 
@@ -84,8 +95,15 @@ def main(env: Mapping[str, str] | None = None) -> int:
     configure_logging()
 
     def startup_failed(message: str, **fields: Any) -> None:
-        log_event(logger, logging.ERROR, "startup_failed", message,
-                  model_s3_uri=env.get("MODEL_S3_URI"), model_version_id=env.get("MODEL_VERSION_ID"), **fields)
+        log_event(
+            logger,
+            logging.ERROR,
+            "startup_failed",
+            message,
+            model_s3_uri=env.get("MODEL_S3_URI"),
+            model_version_id=env.get("MODEL_VERSION_ID"),
+            **fields,
+        )
 
     try:
         config = Config.from_env(env)
@@ -98,16 +116,27 @@ def main(env: Mapping[str, str] | None = None) -> int:
     try:
         listener = bind(config)
     except OSError as exc:
-        startup_failed(f"cannot serve model {config.model} version {config.version_id}: "
-                       f"cannot listen on {config.host}:{config.port}: {exc}", reason=str(exc))
+        startup_failed(
+            f"cannot serve model {config.model} version {config.version_id}: "
+            f"cannot listen on {config.host}:{config.port}: {exc}",
+            reason=str(exc),
+        )
         return EXIT_FAILURE
 
     state = ServerState()
     app = ModelApp(config, state)
     responder = LoadingResponder(listener, app).start()
     port = listener.getsockname()[1]
-    log_event(logger, logging.INFO, "listening", f"listening on {config.host}:{port}; loading the model",
-              host=config.host, port=port, model_s3_uri=str(config.model), model_version_id=config.version_id)
+    log_event(
+        logger,
+        logging.INFO,
+        "listening",
+        f"listening on {config.host}:{port}; loading the model",
+        host=config.host,
+        port=port,
+        model_s3_uri=str(config.model),
+        model_version_id=config.version_id,
+    )
 
     wake = threading.Event()
     outcome: list[LoadedModel] = []
@@ -124,8 +153,14 @@ def main(env: Mapping[str, str] | None = None) -> int:
         except SmokeTestFailed as exc:
             failure.append((str(exc), {"check": exc.check}))
         except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
-            failure.append((str(exc) if isinstance(exc, ModelLoadError) else
-                            f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}", {}))
+            failure.append(
+                (
+                    str(exc)
+                    if isinstance(exc, ModelLoadError)
+                    else f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}",
+                    {},
+                )
+            )
         finally:
             wake.set()
 
@@ -140,8 +175,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         listener.close()
         _restore_signal_handlers(previous)
         if signalled:
-            log_event(logger, logging.INFO, "signal", f"received {signalled[0]} while loading; stopped",
-                      signal=signalled[0])
+            log_event(
+                logger, logging.INFO, "signal", f"received {signalled[0]} while loading; stopped", signal=signalled[0]
+            )
             log_event(logger, logging.INFO, "stopped", "stopped before the model was served")
             return EXIT_OK
         message, fields = failure[0]
@@ -151,10 +187,18 @@ def main(env: Mapping[str, str] | None = None) -> int:
     loader.join()  # finished: no thread of ours is left when gunicorn forks
     state.model = outcome[0]
     workers = worker_count(config.workers)
-    log_event(logger, logging.INFO, "serving",
-              f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
-              workers=workers, threads=config.threads, keepalive_s=config.keepalive,
-              read_timeout_s=config.read_timeout, shutdown_timeout_s=config.shutdown_timeout, port=port)
+    log_event(
+        logger,
+        logging.INFO,
+        "serving",
+        f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
+        workers=workers,
+        threads=config.threads,
+        keepalive_s=config.keepalive,
+        read_timeout_s=config.read_timeout,
+        shutdown_timeout_s=config.shutdown_timeout,
+        port=port,
+    )
     gc.collect()
     gc.freeze()  # see gunicorn_app: the model's pages stay shared with the workers
 

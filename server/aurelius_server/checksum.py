@@ -152,7 +152,6 @@ def verify_running(stored: StoredChecksum, running: Running, size: int) -> Store
         return replace(stored, verified=False)
     if actual != stored.value:
         raise ChecksumMismatch(
-            f"checksum mismatch: S3 stored {stored.algorithm} {stored.value}, "
-            f"the {size} bytes received have {actual}"
+            f"checksum mismatch: S3 stored {stored.algorithm} {stored.value}, the {size} bytes received have {actual}"
         )
     return replace(stored, verified=True)

@@ -47,7 +47,7 @@ def parse_s3_uri(uri: str) -> S3Location:
     expected = "expected s3://bucket/key"
     if not uri.startswith("s3://"):
         raise ConfigError(f"MODEL_S3_URI {uri!r} is not an S3 URI: {expected}")
-    bucket, slash, key = uri[len("s3://"):].partition("/")
+    bucket, slash, key = uri[len("s3://") :].partition("/")
     if not bucket:
         raise ConfigError(f"MODEL_S3_URI {uri!r} has no bucket: {expected}")
     if not _BUCKET.match(bucket) or ".." in bucket:

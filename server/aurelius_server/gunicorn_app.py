@@ -85,8 +85,15 @@ def _worker_tmp_dir() -> str | None:
 
 
 class ModelServer(BaseApplication):
-    def __init__(self, app: Callable[..., Iterable[bytes]], config: Config, state: ServerState, listener_fd: int,
-                 workers: int, when_ready: Callable[[Any], None] | None = None):
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        config: Config,
+        state: ServerState,
+        listener_fd: int,
+        workers: int,
+        when_ready: Callable[[Any], None] | None = None,
+    ):
         self.application, self.config, self.state = app, config, state
         self.listener_fd, self.workers, self.when_ready = listener_fd, workers, when_ready
         super().__init__()

@@ -56,8 +56,9 @@ MIB = 1024 * 1024
 # Ranged download: 8 MiB parts (s3transfer's default), 8 at a time, each on its own connection
 # (the client's pool is sized for it). At most 10 pieces of 256 KiB wait for the file write
 # (s3transfer's default queue is 100): memory in flight stays a few MiB whatever the model's size.
-TRANSFER = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=8,
-                          max_io_queue=10, use_threads=True)
+TRANSFER = TransferConfig(
+    multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=8, max_io_queue=10, use_threads=True
+)
 READ_CHUNK = MIB
 
 
@@ -95,21 +96,34 @@ def make_s3_client() -> Any:
     """Plain boto3: AWS_ENDPOINT_URL, AWS_REGION and the default credential chain apply."""
     return boto3.client(
         "s3",
-        config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60,
-                          max_pool_connections=max(10, TRANSFER.max_request_concurrency)),
+        config=BotoConfig(
+            retries={"mode": "standard", "max_attempts": 5},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=max(10, TRANSFER.max_request_concurrency),
+        ),
     )
 
 
-def load_model(location: S3Location, version_id: str, s3: Any = None, transfer: TransferConfig = TRANSFER,
-               directory: str | None = None) -> LoadedModel:
+def load_model(
+    location: S3Location,
+    version_id: str,
+    s3: Any = None,
+    transfer: TransferConfig = TRANSFER,
+    directory: str | None = None,
+) -> LoadedModel:
     """Download, verify and unpickle the pinned version. Raises ModelLoadError."""
     s3 = s3 if s3 is not None else make_s3_client()
     head = _head(s3, location, version_id)
     directory = directory or os.environ.get("MODEL_DOWNLOAD_DIR") or None
     try:
-        handle = tempfile.NamedTemporaryFile(prefix="aurelius-model-", suffix=".pkl", dir=directory)  # 0600, deleted on close
+        handle = tempfile.NamedTemporaryFile(
+            prefix="aurelius-model-", suffix=".pkl", dir=directory
+        )  # 0600, deleted on close
     except OSError as exc:
-        raise ModelLoadError(location, version_id, f"cannot create the download file in {directory or tempfile.gettempdir()}: {exc}") from exc
+        raise ModelLoadError(
+            location, version_id, f"cannot create the download file in {directory or tempfile.gettempdir()}: {exc}"
+        ) from exc
     with handle:
         _download(s3, location, version_id, handle, transfer)
         sha256, checksum, size = _verify(location, version_id, handle, head)
@@ -119,7 +133,9 @@ def load_model(location: S3Location, version_id: str, s3: Any = None, transfer: 
         except Exception as exc:
             raise ModelLoadError(location, version_id, f"unpickling failed: {type(exc).__name__}: {exc}") from exc
     if not callable(getattr(model, "predict", None)):
-        raise ModelLoadError(location, version_id, f"the unpickled {type(model).__name__} object has no callable predict()")
+        raise ModelLoadError(
+            location, version_id, f"the unpickled {type(model).__name__} object has no callable predict()"
+        )
     loaded_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return LoadedModel(model, location, version_id, sha256, checksum, loaded_at, size, dict(head.get("Metadata") or {}))
 
@@ -159,8 +175,13 @@ def _code(exc: ClientError) -> str:
 
 def _download(s3: Any, location: S3Location, version_id: str, handle: IO[bytes], transfer: TransferConfig) -> None:
     try:
-        s3.download_fileobj(Bucket=location.bucket, Key=location.key, Fileobj=handle,
-                            ExtraArgs={"VersionId": version_id}, Config=transfer)
+        s3.download_fileobj(
+            Bucket=location.bucket,
+            Key=location.key,
+            Fileobj=handle,
+            ExtraArgs={"VersionId": version_id},
+            Config=transfer,
+        )
     except ClientError as exc:
         raise ModelLoadError(location, version_id, _explain(s3, location, version_id, exc)) from exc
     except FlexibleChecksumError as exc:  # botocore's own streaming check
@@ -171,8 +192,9 @@ def _download(s3: Any, location: S3Location, version_id: str, handle: IO[bytes],
         raise ModelLoadError(location, version_id, f"S3 download failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _verify(location: S3Location, version_id: str, handle: IO[bytes],
-            head: dict[str, Any]) -> tuple[str, StoredChecksum | None, int]:
+def _verify(
+    location: S3Location, version_id: str, handle: IO[bytes], head: dict[str, Any]
+) -> tuple[str, StoredChecksum | None, int]:
     """One pass over the downloaded file: length, sha256, S3's stored checksum."""
     handle.flush()
     size = os.fstat(handle.fileno()).st_size

@@ -81,8 +81,9 @@ class LoadingResponder(socketserver.ThreadingMixIn, WSGIServer):
         self._loop: threading.Thread | None = None
 
     def start(self) -> LoadingResponder:
-        self._loop = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name="loading-responder", daemon=True)
+        self._loop = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="loading-responder", daemon=True
+        )
         self._loop.start()
         return self
 
@@ -121,7 +122,9 @@ def _without_connection_header(app: Callable[..., Any]) -> Callable[..., Any]:
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [(name, value) for name, value in headers if name.lower() != "connection"], exc_info)
+            return start_response(
+                status, [(name, value) for name, value in headers if name.lower() != "connection"], exc_info
+            )
 
         return app(environ, start)
 

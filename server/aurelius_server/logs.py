@@ -57,5 +57,7 @@ def configure_logging(level: int = logging.INFO) -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
-def log_event(logger: logging.Logger, level: int, event: str, message: str, exc_info: bool = False, **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger, level: int, event: str, message: str, exc_info: bool = False, **fields: Any
+) -> None:
     logger.log(level, message, exc_info=exc_info, extra={"event": event, "fields": fields})

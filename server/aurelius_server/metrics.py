@@ -24,8 +24,15 @@ METRICS = [
 ]
 
 
-def emf_fields(service_name: str, model_version_id: str, *, predicted: bool, failed: bool, latency_ms: float,
-               now_ms: int | None = None) -> dict[str, Any]:
+def emf_fields(
+    service_name: str,
+    model_version_id: str,
+    *,
+    predicted: bool,
+    failed: bool,
+    latency_ms: float,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
     """The members to add to one /predict log line: ``_aws`` plus the dimension and metric values."""
     return {
         "_aws": {

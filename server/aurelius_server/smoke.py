@@ -38,8 +38,9 @@ class SmokeTestFailed(Exception):
 
     def __init__(self, loaded: LoadedModel, check: str, detail: str):
         self.check, self.detail = check, detail
-        super().__init__(f"smoke test failed for model {loaded.location} version {loaded.version_id}: "
-                         f"check {check!r}: {detail}")
+        super().__init__(
+            f"smoke test failed for model {loaded.location} version {loaded.version_id}: check {check!r}: {detail}"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,15 @@ class SmokeTest:
         lowered = {key.lower(): value for key, value in (metadata or {}).items()}
         result = self
         if METADATA_EXPECTED in lowered:
-            result = replace(result, expected=_expected(METADATA_EXPECTED, lowered[METADATA_EXPECTED], len(self.instances)),
-                             source="S3 metadata")
+            result = replace(
+                result,
+                expected=_expected(METADATA_EXPECTED, lowered[METADATA_EXPECTED], len(self.instances)),
+                source="S3 metadata",
+            )
         if METADATA_TOLERANCE in lowered:
-            result = replace(result, tolerance=_tolerance(METADATA_TOLERANCE, lowered[METADATA_TOLERANCE]),
-                             source="S3 metadata")
+            result = replace(
+                result, tolerance=_tolerance(METADATA_TOLERANCE, lowered[METADATA_TOLERANCE]), source="S3 metadata"
+            )
         return result
 
     def run(self, loaded: LoadedModel) -> None:
@@ -79,10 +84,13 @@ class SmokeTest:
                 raise SmokeTestFailed(loaded, "finite", f"result {i} is {value!r}, not a finite number")
         if self.expected is None:
             return
-        for i, (value, expected) in enumerate(zip(results, self.expected)):
+        for i, (value, expected) in enumerate(zip(results, self.expected, strict=True)):
             if isinstance(value, list) or abs(value - expected) > self.tolerance:
-                raise SmokeTestFailed(loaded, "expected", f"result {i} is {value!r}, expected {expected!r} "
-                                                          f"within {self.tolerance:g} ({self.source})")
+                raise SmokeTestFailed(
+                    loaded,
+                    "expected",
+                    f"result {i} is {value!r}, expected {expected!r} within {self.tolerance:g} ({self.source})",
+                )
 
 
 def smoke_test_from_env(env: Mapping[str, str]) -> SmokeTest | None:

@@ -70,8 +70,10 @@ class DeadlineSocket(socket.socket):
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     body = error_body(status_int, mesg or reason)
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
     util.write_nonblock(sock, head + body)
 
 
@@ -84,10 +86,15 @@ class ModelWorker(ThreadWorker):
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.alive:
             self.app.state.stopping = True
-            log_event(logger, logging.INFO, "stopping",
-                      "stopping: no new connections, finishing the requests in flight of this worker",
-                      worker_pid=os.getpid(), in_flight=self.app.application.in_flight,
-                      timeout_s=self.cfg.graceful_timeout)
+            log_event(
+                logger,
+                logging.INFO,
+                "stopping",
+                "stopping: no new connections, finishing the requests in flight of this worker",
+                worker_pid=os.getpid(),
+                in_flight=self.app.application.in_flight,
+                timeout_s=self.cfg.graceful_timeout,
+            )
         super().handle_exit(sig, frame)
 
     def accept(self, listener: socket.socket) -> None:
@@ -106,4 +113,3 @@ class ModelWorker(ThreadWorker):
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
-

@@ -47,7 +47,9 @@ class ServerState:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, close: bool = False):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, close: bool = False
+    ):
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
         self.close = close  # the request body was not (fully) read: the connection cannot be reused
@@ -94,12 +96,22 @@ class ModelApp:
             request.close = request.close or exc.close
             status, body, headers = exc.status, _json({"error": exc.code, "message": exc.message}), exc.headers
         except Exception:
-            log_event(logger, logging.ERROR, "request_failed", "unhandled error while handling a request", exc_info=True,
-                      path=environ.get("RAW_URI", path))
+            log_event(
+                logger,
+                logging.ERROR,
+                "request_failed",
+                "unhandled error while handling a request",
+                exc_info=True,
+                path=environ.get("RAW_URI", path),
+            )
             request.close = True
             status, body, headers = 500, _json({"error": "internal_error", "message": "internal server error"}), {}
-        response_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                            ("Cache-Control", "no-store"), *headers.items()]
+        response_headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *headers.items(),
+        ]
         if request.close or self.state.stopping:
             response_headers.append(("Connection", "close"))  # draining: clients reconnect to another target
         start_response(f"{status} {_phrase(status)}", response_headers)
@@ -107,12 +119,25 @@ class ModelApp:
         fields: dict[str, Any] = {}
         if request.model_version is not None and (request.validated or status >= 500):
             # Bad input (4xx) is the client's and is left out; a 5xx of /predict always counts.
-            fields = emf_fields(self.config.service_name, request.model_version, predicted=request.validated,
-                                failed=status >= 500, latency_ms=duration_ms)
+            fields = emf_fields(
+                self.config.service_name,
+                request.model_version,
+                predicted=request.validated,
+                failed=status >= 500,
+                latency_ms=duration_ms,
+            )
         log_event(
-            logger, logging.INFO, "request", f"{method} {environ.get('RAW_URI', path)} {status}",
-            method=method, path=environ.get("RAW_URI", path), status=status, duration_ms=duration_ms,
-            client=environ.get("REMOTE_ADDR"), trace_id=environ.get("HTTP_X_AMZN_TRACE_ID"), **fields,
+            logger,
+            logging.INFO,
+            "request",
+            f"{method} {environ.get('RAW_URI', path)} {status}",
+            method=method,
+            path=environ.get("RAW_URI", path),
+            status=status,
+            duration_ms=duration_ms,
+            client=environ.get("REMOTE_ADDR"),
+            trace_id=environ.get("HTTP_X_AMZN_TRACE_ID"),
+            **fields,
         )
         return [body]
 
@@ -156,7 +181,14 @@ class ModelApp:
             if isinstance(exc, ModelOutputError):
                 log_event(logger, logging.ERROR, "predict_bad_output", str(exc), model_version_id=loaded.version_id)
             else:
-                log_event(logger, logging.ERROR, "predict_failed", "predict() raised", exc_info=True, model_version_id=loaded.version_id)
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "predict_failed",
+                    "predict() raised",
+                    exc_info=True,
+                    model_version_id=loaded.version_id,
+                )
             raise HttpError(500, "prediction_failed", "the model could not make a prediction") from None
         return 200, body, {}
 
@@ -188,7 +220,9 @@ class _Request:
             if length < 0:
                 raise ValueError
         except ValueError:
-            raise HttpError(400, "invalid_content_length", f"Content-Length {raw_length!r} is not a byte count", close=True) from None
+            raise HttpError(
+                400, "invalid_content_length", f"Content-Length {raw_length!r} is not a byte count", close=True
+            ) from None
         if length > limit:
             raise HttpError(413, "body_too_large", f"the body is {length} bytes; the limit is {limit}", close=True)
         try:

@@ -82,10 +82,14 @@ def publish(s3: Any, bucket: str) -> Callable[..., Published]:
 def server_env(aws: Mapping[str, str], published: Published, **settings: Any) -> dict[str, str]:
     """The environment of a server process for ``published``; ``settings`` as KEY=value (WORKERS=2)."""
     return {
-        **os.environ, **aws,
+        **os.environ,
+        **aws,
         "PYTHONPATH": pythonpath_for_toy_model(),
-        "MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id,
-        "HOST": "127.0.0.1", "PORT": "0", "WORKERS": "1",
+        "MODEL_S3_URI": published.uri,
+        "MODEL_VERSION_ID": published.version_id,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "WORKERS": "1",
         **{name: str(value) for name, value in settings.items()},
     }
 

@@ -38,8 +38,14 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(port: int, method: str, path: str, body: bytes | dict | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | dict | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> Reply:
     if isinstance(body, dict):
         body = json.dumps(body).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -86,14 +92,22 @@ class ServerProcess:
     """
 
     def __init__(self, env: Mapping[str, str], cwd: Path | str):
-        self.process = subprocess.Popen([sys.executable, "-m", "aurelius_server"], env=dict(env), cwd=cwd,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aurelius_server"],
+            env=dict(env),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[dict] = []
         self.raw_lines: list[str] = []
         self._changed = threading.Condition()
         self._stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 

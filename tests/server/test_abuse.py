@@ -41,7 +41,9 @@ def read_response(sock: socket.socket) -> bytes:
 
 @pytest.fixture
 def server(publish, start_server):
-    return start_server(publish(LinearModel([1.0, 1.0])), WORKERS=1, THREADS=2, READ_TIMEOUT_SECONDS=1, KEEPALIVE_SECONDS=3)
+    return start_server(
+        publish(LinearModel([1.0, 1.0])), WORKERS=1, THREADS=2, READ_TIMEOUT_SECONDS=1, KEEPALIVE_SECONDS=3
+    )
 
 
 def test_200_idle_connections_do_not_keep_health_from_answering_within_a_second(server):
@@ -68,8 +70,10 @@ def test_200_idle_connections_do_not_keep_health_from_answering_within_a_second(
 def test_a_body_that_stops_arriving_is_cut_off_with_408(server):
     # Given a request that announces 100 bytes of body and sends 10
     with connect(server.port) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n" + b'{"instance')
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n" + b'{"instance'
+        )
 
         # When it sends nothing more
         reply, elapsed = read_until_closed(sock, limit=10)

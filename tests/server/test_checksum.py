@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 
 import pytest
+
 from aurelius_server import checksum
 from aurelius_server.checksum import (
     ChecksumMismatch,

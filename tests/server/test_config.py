@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from aurelius_server.config import Config, ConfigError, S3Location, parse_s3_uri
 
 BASE = {"MODEL_S3_URI": "s3://models-bucket/path/to/model v2.pkl", "MODEL_VERSION_ID": "abc.123_X"}
@@ -67,13 +68,24 @@ def test_serving_defaults_keep_alive_longer_than_the_load_balancer_idle_timeout(
 
 def test_serving_settings_come_from_the_environment():
     # Given the serving variables
-    env = {**BASE, "WORKERS": "3", "THREADS": "8", "KEEPALIVE_SECONDS": "120", "READ_TIMEOUT_SECONDS": "2.5",
-           "SERVICE_NAME": "fraud-model"}
+    env = {
+        **BASE,
+        "WORKERS": "3",
+        "THREADS": "8",
+        "KEEPALIVE_SECONDS": "120",
+        "READ_TIMEOUT_SECONDS": "2.5",
+        "SERVICE_NAME": "fraud-model",
+    }
 
     # When the config is read / Then they are used
     config = Config.from_env(env)
     assert (config.workers, config.threads, config.keepalive, config.read_timeout, config.service_name) == (
-        3, 8, 120, 2.5, "fraud-model")
+        3,
+        8,
+        120,
+        2.5,
+        "fraud-model",
+    )
 
 
 @pytest.mark.parametrize(

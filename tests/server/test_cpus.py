@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from aurelius_server.cpus import quota_cpus, worker_count
 
 
@@ -21,12 +22,12 @@ def cgroup_v1(tmp_path, quota: str, period: str = "100000", directory: str = "cp
 @pytest.mark.parametrize(
     "cpu_max, cores, workers",
     [
-        ("200000 100000", 8, 2),   # an ECS task with cpu 2048: 2 vCPUs on an 8-core host
-        ("100000 100000", 8, 1),   # 1 vCPU
-        ("50000 100000", 8, 1),    # half a vCPU still runs one worker
-        ("150000 100000", 8, 1),   # 1.5 vCPUs: rounded down, a second worker would be throttled
-        ("400000 100000", 2, 2),   # more quota than cores: the cores win
-        ("max 100000", 4, 4),      # no quota: the cores
+        ("200000 100000", 8, 2),  # an ECS task with cpu 2048: 2 vCPUs on an 8-core host
+        ("100000 100000", 8, 1),  # 1 vCPU
+        ("50000 100000", 8, 1),  # half a vCPU still runs one worker
+        ("150000 100000", 8, 1),  # 1.5 vCPUs: rounded down, a second worker would be throttled
+        ("400000 100000", 2, 2),  # more quota than cores: the cores win
+        ("max 100000", 4, 4),  # no quota: the cores
     ],
 )
 def test_cgroup_v2_cpu_max_sets_the_worker_count(tmp_path, cpu_max, cores, workers):

@@ -61,7 +61,9 @@ def test_dockerfile_is_slim_non_root_with_a_urllib_healthcheck_and_the_module_as
     assert instructions[0] == ("FROM", "python:3.11-slim")
     user = by_name["USER"][-1].split(":")[0]
     assert user not in ("root", "0")
-    assert instructions.index(("USER", by_name["USER"][-1])) > max(i for i, (n, _) in enumerate(instructions) if n == "RUN")
+    assert instructions.index(("USER", by_name["USER"][-1])) > max(
+        i for i, (n, _) in enumerate(instructions) if n == "RUN"
+    )
     # And it exposes 8080, checks /health with python's urllib (no curl in slim), runs the module
     assert by_name["EXPOSE"] == ["8080"]
     healthcheck = by_name["HEALTHCHECK"][0]
@@ -133,8 +135,11 @@ def bundle(tmp_path: Path) -> Path:
     shutil.copy(ELB_DIR / "install-server.sh", bundle)
     shutil.copy(ELB_DIR / UNIT_NAME, bundle)
     shutil.copy(SERVER_DIR / "requirements.txt", bundle / "server")
-    shutil.copytree(SERVER_DIR / "aurelius_server", bundle / "server" / "aurelius_server",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        SERVER_DIR / "aurelius_server",
+        bundle / "server" / "aurelius_server",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     return bundle
 
 
@@ -144,16 +149,28 @@ def run_install(bundle: Path, tmp_path: Path, **env: str) -> subprocess.Complete
     for name, body in STUBS.items():
         (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
         (stubs / name).chmod(0o755)
-    environment = {"PATH": f"{stubs}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-                   "DESTDIR": str(tmp_path / "root"), **env}
-    return subprocess.run(["bash", str(bundle / "install-server.sh")], env=environment, capture_output=True, text=True, timeout=30)
+    environment = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "DESTDIR": str(tmp_path / "root"),
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(bundle / "install-server.sh")], env=environment, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_service(bundle, tmp_path):
     # Given the bundle and the user data's environment
     # When the install script runs (system commands stubbed, files under DESTDIR)
-    result = run_install(bundle, tmp_path, MODEL_S3_URI="s3://models-bucket/models/model v1.pkl",
-                         MODEL_VERSION_ID="3HL4kqtJlcpX.roDT_Dm", SERVER_PORT="8081", AWS_REGION="eu-west-1")
+    result = run_install(
+        bundle,
+        tmp_path,
+        MODEL_S3_URI="s3://models-bucket/models/model v1.pkl",
+        MODEL_VERSION_ID="3HL4kqtJlcpX.roDT_Dm",
+        SERVER_PORT="8081",
+        AWS_REGION="eu-west-1",
+    )
 
     # Then it succeeds
     assert result.returncode == 0, result.stderr
@@ -183,7 +200,10 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
     assert chowned[0] == str(env_file.parent) and Path(chowned[1]).parent == env_file.parent
     # And the code sits on that PYTHONPATH, the venv got the pinned requirements
     assert (root / "opt/aurelius-model-server/app/aurelius_server/__main__.py").is_file()
-    assert f"venv-python -m pip install --quiet --no-cache-dir --disable-pip-version-check -r {bundle}/server/requirements.txt" in calls
+    assert (
+        f"venv-python -m pip install --quiet --no-cache-dir --disable-pip-version-check -r {bundle}/server/requirements.txt"
+        in calls
+    )
     # And a system user was created, and the service enabled and (re)started
     assert any(call.startswith("useradd --system") and call.endswith(" aurelius") for call in calls)
     assert [call for call in calls if call.startswith("systemctl") and "is-active" not in call] == [
@@ -199,7 +219,10 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
         ({"MODEL_VERSION_ID": "v1"}, "MODEL_S3_URI is not set"),
         ({"MODEL_S3_URI": "https://x/y", "MODEL_VERSION_ID": "v1"}, "is not s3://bucket/key"),
         ({"MODEL_S3_URI": "s3://models-bucket/m.pkl"}, "MODEL_VERSION_ID is not set"),
-        ({"MODEL_S3_URI": "s3://models-bucket/m.pkl", "MODEL_VERSION_ID": "v1", "SERVER_PORT": "80"}, "not a port in 1024-65535"),
+        (
+            {"MODEL_S3_URI": "s3://models-bucket/m.pkl", "MODEL_VERSION_ID": "v1", "SERVER_PORT": "80"},
+            "not a port in 1024-65535",
+        ),
         ({"MODEL_S3_URI": 's3://models-bucket/m"x.pkl', "MODEL_VERSION_ID": "v1"}, "quote, backslash, dollar"),
     ],
 )
@@ -225,7 +248,12 @@ def test_unit_restarts_on_failure_stops_with_sigterm_and_is_hardened():
     assert unit["KillSignal"] == ["SIGTERM"]
     assert int(unit["TimeoutStopSec"][0]) > 20
     # And carries the hardening options
-    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"}.items():
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+    }.items():
         assert unit[key] == [value]
 
 

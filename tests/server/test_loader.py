@@ -9,9 +9,10 @@ import pickle
 import threading
 
 import pytest
+from boto3.s3.transfer import TransferConfig
+
 from aurelius_server.config import parse_s3_uri
 from aurelius_server.loader import ModelLoadError, load_model
-from boto3.s3.transfer import TransferConfig
 
 from .toy_model import LinearModel
 
@@ -48,7 +49,9 @@ def test_a_large_model_is_downloaded_in_ranges_of_the_pinned_version_verified_an
     download_dir.mkdir()
 
     # When the loader loads the pinned version with 1 MiB ranges
-    loaded = load_model(parse_s3_uri(published.uri), published.version_id, s3, transfer=config, directory=str(download_dir))
+    loaded = load_model(
+        parse_s3_uri(published.uri), published.version_id, s3, transfer=config, directory=str(download_dir)
+    )
 
     # Then it was fetched as several byte ranges, each of the pinned version
     ranges = [r for r in requests if r["Range"]]

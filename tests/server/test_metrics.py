@@ -12,16 +12,42 @@ import json
 import time
 
 import pytest
+
 from aurelius_server.metrics import emf_fields
 
 from .helpers import call
 from .toy_model import LinearModel, WrongCountModel
 
 # The units the specification allows for a MetricDefinition
-UNITS = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
-         "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
-         "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
-         "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"}
+UNITS = {
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+}
 
 
 def emf_problems(line: dict) -> list[str]:
@@ -55,7 +81,11 @@ def emf_problems(line: dict) -> list[str]:
             continue
         for metric in directive["Metrics"]:
             name = metric.get("Name")
-            if set(metric) - {"Name", "Unit", "StorageResolution"} or not isinstance(name, str) or not 1 <= len(name) <= 1024:
+            if (
+                set(metric) - {"Name", "Unit", "StorageResolution"}
+                or not isinstance(name, str)
+                or not 1 <= len(name) <= 1024
+            ):
                 problems.append(f"metric definition {metric!r}")
             elif "Unit" in metric and metric["Unit"] not in UNITS:
                 problems.append(f"unit {metric['Unit']!r} is not one CloudWatch knows")
@@ -67,7 +97,10 @@ def emf_problems(line: dict) -> list[str]:
 
 def test_emf_fields_are_valid_emf_with_the_agreed_names():
     # Given the fields for one failed prediction
-    line = {"event": "request", **emf_fields("fraud-model", "v-123", predicted=True, failed=True, latency_ms=4.5, now_ms=1700000000000)}
+    line = {
+        "event": "request",
+        **emf_fields("fraud-model", "v-123", predicted=True, failed=True, latency_ms=4.5, now_ms=1700000000000),
+    }
 
     # Then it is valid EMF, namespace aurelius/ModelServer, one dimension set (ServiceName, ModelVersionId)
     assert emf_problems(line) == []
@@ -75,17 +108,23 @@ def test_emf_fields_are_valid_emf_with_the_agreed_names():
     assert directive["Namespace"] == "aurelius/ModelServer"
     assert directive["Dimensions"] == [["ServiceName", "ModelVersionId"]]
     assert {(m["Name"], m["Unit"]) for m in directive["Metrics"]} == {
-        ("Predictions", "Count"), ("PredictionErrors", "Count"), ("PredictionLatency", "Milliseconds")}
+        ("Predictions", "Count"),
+        ("PredictionErrors", "Count"),
+        ("PredictionLatency", "Milliseconds"),
+    }
     assert (line["ServiceName"], line["ModelVersionId"]) == ("fraud-model", "v-123")
     assert (line["Predictions"], line["PredictionErrors"], line["PredictionLatency"]) == (1, 1, 4.5)
 
 
-@pytest.mark.parametrize("broken", [
-    lambda line: line["_aws"].pop("Timestamp"),
-    lambda line: line.pop("ModelVersionId"),
-    lambda line: line.update(Predictions="1"),
-    lambda line: line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="Requests"),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda line: line["_aws"].pop("Timestamp"),
+        lambda line: line.pop("ModelVersionId"),
+        lambda line: line.update(Predictions="1"),
+        lambda line: line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="Requests"),
+    ],
+)
 def test_the_emf_check_itself_catches_broken_lines(broken):
     # Given a valid line broken in one way / When checked / Then the problem is reported
     line = emf_fields("s", "v", predicted=True, failed=False, latency_ms=1.0)
@@ -141,4 +180,8 @@ def test_a_5xx_of_predict_counts_as_a_prediction_error(publish, start_server):
     line = predict_lines(server, 1)[-1]
     assert emf_problems(line) == []
     assert (line["status"], line["Predictions"], line["PredictionErrors"], line["ModelVersionId"]) == (
-        500, 1, 1, published.version_id)
+        500,
+        1,
+        1,
+        published.version_id,
+    )

@@ -69,9 +69,16 @@ def test_health_is_503_while_loading_and_200_once_the_model_is_loaded(publish, s
     assert (health.status, health.json) == (503, {"status": "loading"})
     assert call(port, "GET", "/version").status == 503
     not_loaded = call(port, "POST", "/predict", {"instances": [[1.0]]})
-    assert (not_loaded.status, not_loaded.json["error"], not_loaded.headers["retry-after"]) == (503, "model_not_loaded", "5")
+    assert (not_loaded.status, not_loaded.json["error"], not_loaded.headers["retry-after"]) == (
+        503,
+        "model_not_loaded",
+        "5",
+    )
     # (the JSON contract holds while loading too: unknown paths and methods, unparsable requests)
-    assert (call(port, "GET", "/admin").status, call(port, "BREW", "/predict").json["error"]) == (404, "not_implemented")
+    assert (call(port, "GET", "/admin").status, call(port, "BREW", "/predict").json["error"]) == (
+        404,
+        "not_implemented",
+    )
     assert json.loads(raw_exchange(port, b"GET / HTTP/9\r\n\r\n").partition(b"\r\n\r\n")[2])["error"] == "bad_request"
     assert not server.events("model_loaded")
 
@@ -129,11 +136,15 @@ def test_the_model_is_loaded_once_before_the_workers_fork(publish, start_server)
     order = [line["event"] if line["event"] != "log" else line["message"].split(" with")[0] for line in server.lines]
     assert order.index("model_loaded") < order.index("serving") < order.index("Booting worker")
     # And both workers are children of that master (forked: they share its pages until written)
-    booted = [int(line["message"].rsplit(" ", 1)[1]) for line in server.lines if line["message"].startswith("Booting worker")]
+    booted = [
+        int(line["message"].rsplit(" ", 1)[1]) for line in server.lines if line["message"].startswith("Booting worker")
+    ]
     for pid in booted:
         assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == server.process.pid
     # And both answer with that model
-    assert {call(server.port, "POST", "/predict", {"instances": [[4.0]]}).json["predictions"][0] for _ in range(10)} == {4.0}
+    assert {
+        call(server.port, "POST", "/predict", {"instances": [[4.0]]}).json["predictions"][0] for _ in range(10)
+    } == {4.0}
 
 
 class _HoldingProxy(ThreadingHTTPServer):
@@ -165,7 +176,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         for name, value in answer.getheaders():
             if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", answer.getheader("Content-Length") if self.command == "HEAD" else str(len(payload)))
+        self.send_header(
+            "Content-Length", answer.getheader("Content-Length") if self.command == "HEAD" else str(len(payload))
+        )
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -182,8 +195,9 @@ def test_health_is_503_during_a_slow_download_and_200_once_loaded(publish, start
     proxy = _HoldingProxy(moto_endpoint)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        server = start_server(publish(LinearModel([3.0])), healthy=False,
-                              AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.server_address[1]}")
+        server = start_server(
+            publish(LinearModel([3.0])), healthy=False, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.server_address[1]}"
+        )
 
         # When the download has started and is still running
         assert proxy.held.wait(20), server.lines

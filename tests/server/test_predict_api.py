@@ -19,8 +19,13 @@ from .toy_model import ArrayModel, FailingModel, LinearModel, WrongCountModel
 def linear(moto_endpoint, tmp_path_factory):
     """One server for the module's contract tests (a 4096-byte body limit)."""
     aws = aws_values(moto_endpoint)
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     bucket = f"models-{uuid.uuid4().hex[:20]}"
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -140,7 +145,9 @@ def test_unknown_path_is_404_json(linear):
     assert reply.json["error"] == "not_found"
 
 
-@pytest.mark.parametrize("method, path, allowed", [("GET", "/predict", "POST"), ("POST", "/health", "GET"), ("DELETE", "/version", "GET")])
+@pytest.mark.parametrize(
+    "method, path, allowed", [("GET", "/predict", "POST"), ("POST", "/health", "GET"), ("DELETE", "/version", "GET")]
+)
 def test_wrong_method_is_405_with_allow(linear, method, path, allowed):
     # Given a running server
     # When a known path is called with a method it does not take
@@ -198,7 +205,11 @@ def test_keep_alive_connection_serves_several_requests(linear):
     try:
         # When it sends a health check, a bad request and a prediction one after another
         statuses = []
-        for method, path, body in [("GET", "/health", None), ("POST", "/predict", b"{"), ("POST", "/predict", b'{"instances": [[1, 1]]}')]:
+        for method, path, body in [
+            ("GET", "/health", None),
+            ("POST", "/predict", b"{"),
+            ("POST", "/predict", b'{"instances": [[1, 1]]}'),
+        ]:
             connection.request(method, path, body=body)
             response = connection.getresponse()
             response.read()

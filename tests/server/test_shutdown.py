@@ -23,7 +23,9 @@ def test_sigterm_answers_the_request_in_flight_refuses_new_connections_then_exit
     marker = tmp_path / "predict-started"
     server = start_server(publish(SlowModel(delay=1.5, marker=str(marker))), WORKERS=2)
     replies = []
-    client = threading.Thread(target=lambda: replies.append(call(server.port, "POST", "/predict", {"instances": [[1, 2]]})))
+    client = threading.Thread(
+        target=lambda: replies.append(call(server.port, "POST", "/predict", {"instances": [[1, 2]]}))
+    )
     client.start()
     assert _wait_for_file(marker), "the request never reached predict()"
 

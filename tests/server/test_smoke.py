@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+
 from aurelius_server.app import main
 from aurelius_server.config import ConfigError
 from aurelius_server.smoke import SmokeTest, smoke_test_from_env
@@ -23,8 +24,14 @@ class NanModel:
 
 
 def run_main(published, capsys, **smoke: str) -> tuple[int, list[dict]]:
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", "MODEL_S3_URI": published.uri,
-           "MODEL_VERSION_ID": published.version_id, **smoke}
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "MODEL_S3_URI": published.uri,
+        "MODEL_VERSION_ID": published.version_id,
+        **smoke,
+    }
     code = main(env)
     return code, log_lines(capsys.readouterr().out)
 
@@ -36,13 +43,18 @@ def run_main(published, capsys, **smoke: str) -> tuple[int, list[dict]]:
         (WrongCountModel(), {}, "count", "returned 3 results for 2 rows"),
         (NanModel(), {}, "finite", "not a finite number"),
         (LinearModel([1.0, 1.0]), {"SMOKE_TEST_EXPECTED": "[3.0, 8.0]"}, "expected", "result 1 is 7.0, expected 8.0"),
-        (LinearModel([1.0, 1.0]), {"SMOKE_TEST_EXPECTED": "[3.0, 7.01]", "SMOKE_TEST_TOLERANCE": "0.001"}, "expected",
-         "within 0.001"),
+        (
+            LinearModel([1.0, 1.0]),
+            {"SMOKE_TEST_EXPECTED": "[3.0, 7.01]", "SMOKE_TEST_TOLERANCE": "0.001"},
+            "expected",
+            "within 0.001",
+        ),
     ],
     ids=["raises", "wrong-count", "not-finite", "outside-expected", "outside-tolerance"],
 )
 def test_a_model_that_fails_its_smoke_test_exits_1_naming_the_version_and_the_check(
-        publish, capsys, restore_logging, model, smoke, check, detail):
+    publish, capsys, restore_logging, model, smoke, check, detail
+):
     # Given a model and a smoke test it fails
     published = publish(model)
 
@@ -106,7 +118,7 @@ def test_a_model_that_passes_its_smoke_test_turns_healthy(publish, start_server)
         ({"SMOKE_TEST_INSTANCES": "not json"}, "is not valid JSON"),
         ({"SMOKE_TEST_INSTANCES": "[]"}, "instances is an empty array"),
         ({"SMOKE_TEST_INSTANCES": ROWS, "SMOKE_TEST_EXPECTED": "[1.0]"}, "has 1 values for 2 smoke test rows"),
-        ({"SMOKE_TEST_INSTANCES": ROWS, "SMOKE_TEST_EXPECTED": "[1.0, \"x\"]"}, "finite numbers"),
+        ({"SMOKE_TEST_INSTANCES": ROWS, "SMOKE_TEST_EXPECTED": '[1.0, "x"]'}, "finite numbers"),
         ({"SMOKE_TEST_INSTANCES": ROWS, "SMOKE_TEST_TOLERANCE": "-1"}, "SMOKE_TEST_TOLERANCE '-1' must be"),
         ({"SMOKE_TEST_EXPECTED": "[1.0]"}, "SMOKE_TEST_INSTANCES is not"),
     ],
@@ -120,8 +132,15 @@ def test_a_malformed_smoke_test_is_a_configuration_error_naming_the_variable(env
 
 def test_malformed_smoke_configuration_exits_2_before_binding(capsys, restore_logging):
     # Given a bad SMOKE_TEST_EXPECTED / When the server starts / Then exit 2, never listening
-    code = main({**os.environ, "MODEL_S3_URI": "s3://models-bucket/m.pkl", "MODEL_VERSION_ID": "v1",
-                 "SMOKE_TEST_INSTANCES": ROWS, "SMOKE_TEST_EXPECTED": "[1.0]"})
+    code = main(
+        {
+            **os.environ,
+            "MODEL_S3_URI": "s3://models-bucket/m.pkl",
+            "MODEL_VERSION_ID": "v1",
+            "SMOKE_TEST_INSTANCES": ROWS,
+            "SMOKE_TEST_EXPECTED": "[1.0]",
+        }
+    )
     lines = log_lines(capsys.readouterr().out)
     assert code == 2
     assert [line["event"] for line in lines] == ["startup_failed"]

@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 import pytest
+
 from aurelius_server.app import main
 from aurelius_server.config import parse_s3_uri
 from aurelius_server.loader import ModelLoadError, load_model
@@ -118,7 +119,9 @@ def test_start_up_fails_with_one_line_naming_the_uri_and_version(publish, capsys
         ("s3://models-bucket/model.pkl", "", "MODEL_VERSION_ID is not set"),
     ],
 )
-def test_start_up_fails_on_bad_configuration_naming_the_uri_and_version(capsys, restore_logging, uri, version_id, reason):
+def test_start_up_fails_on_bad_configuration_naming_the_uri_and_version(
+    capsys, restore_logging, uri, version_id, reason
+):
     # Given a malformed or missing MODEL_S3_URI / MODEL_VERSION_ID
     # When the server process starts
     code, lines = run_main({"MODEL_S3_URI": uri, "MODEL_VERSION_ID": version_id}, capsys)
@@ -210,7 +213,9 @@ def test_start_up_fails_when_the_port_is_taken(publish, capsys, restore_logging)
         port = taken.getsockname()[1]
 
         # When the server starts on that port
-        code, lines = run_main({"MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id, "PORT": str(port)}, capsys)
+        code, lines = run_main(
+            {"MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id, "PORT": str(port)}, capsys
+        )
 
     # Then it exits 1 with one ERROR line naming the model and the address
     assert code == 1

@@ -15,7 +15,7 @@ class LinearModel:
         self.weights, self.bias = weights, bias
 
     def predict(self, instances):
-        return [sum(w * x for w, x in zip(self.weights, row)) + self.bias for row in instances]
+        return [sum(w * x for w, x in zip(self.weights, row, strict=False)) + self.bias for row in instances]
 
 
 class ArrayLike:

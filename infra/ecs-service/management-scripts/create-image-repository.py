@@ -29,7 +29,9 @@ SETTINGS = HERE / "service-settings.yml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-images", type=int, default=20, metavar="N", help="images the lifecycle policy keeps (default 20)")
+    parser.add_argument(
+        "--keep-images", type=int, default=20, metavar="N", help="images the lifecycle policy keeps (default 20)"
+    )
     parser.add_argument("--tag", help="tag for the push commands (default: the tag of image: in the settings)")
 
 

@@ -117,14 +117,20 @@ def service_role_arn(ctx: ScriptContext[ServiceSettings]) -> str | None:
     the role already associated with the stack)."""
     if ctx.args.role_arn:
         if not ROLE_ARN.match(ctx.args.role_arn):
-            raise UsageError(f"--role-arn {ctx.args.role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+            raise UsageError(
+                f"--role-arn {ctx.args.role_arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            )
         return ctx.args.role_arn
     name = ctx.env.names["cfn-role"]
     try:
         return ctx.client("iam").get_role(RoleName=name)["Role"]["Arn"]
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        why = "does not exist (deploy the trigger stack first)" if code == "NoSuchEntity" else f"could not be read ({code})"
+        why = (
+            "does not exist (deploy the trigger stack first)"
+            if code == "NoSuchEntity"
+            else f"could not be read ({code})"
+        )
         print(
             f"note: CloudFormation service role {name} {why}; deploying with your own credentials. "
             "Pass --role-arn ARN to use a role anyway."

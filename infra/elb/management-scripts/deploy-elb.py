@@ -28,8 +28,8 @@ from aurelius.buckets import BucketUnavailable, ensure_private_bucket
 from aurelius.management import (
     ScriptContext,
     add_model_version_argument,
-    pinned_model_parameters,
     capacity_parameters,
+    pinned_model_parameters,
     run_management_script,
 )
 from aurelius.settings import ElbSettings
