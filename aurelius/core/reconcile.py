@@ -63,7 +63,7 @@ class Target:
     key: str
     role_arn: str | None = None
     # Used when DescribeStacks does not report the stack's capabilities.
-    default_capabilities: tuple[str, ...] = ("CAPABILITY_IAM",)
+    default_capabilities: tuple[str, ...] = ("CAPABILITY_NAMED_IAM",)  # the stack names its roles
 
     @property
     def model_uri(self) -> str:

@@ -117,17 +117,22 @@ def _integer(env: Mapping[str, str], name: str, default: int | None, low: int, h
     return value
 
 
+def non_negative_number(name: str, raw: str, what: str = "a number") -> float:
+    """``raw`` as a finite float >= 0, or a ConfigError (a ValueError) naming ``name``."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} {raw!r} is not {what}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} {raw!r} must be a finite number >= 0")
+    return value
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} {raw!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} {raw!r} must be a finite number >= 0")
-    return value
+    return non_negative_number(name, raw, "a number of seconds")
 
 
 def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:

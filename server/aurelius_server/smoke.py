@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from aurelius_server.config import ConfigError
+from aurelius_server.config import ConfigError, non_negative_number
 from aurelius_server.payload import PayloadError, parse_instances, plain
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ class SmokeTest:
             )
         if METADATA_TOLERANCE in lowered:
             result = replace(
-                result, tolerance=_tolerance(METADATA_TOLERANCE, lowered[METADATA_TOLERANCE]), source="S3 metadata"
+                result,
+                tolerance=non_negative_number(METADATA_TOLERANCE, lowered[METADATA_TOLERANCE]),
+                source="S3 metadata",
             )
         return result
 
@@ -108,7 +110,7 @@ def smoke_test_from_env(env: Mapping[str, str]) -> SmokeTest | None:
         raise ConfigError(f"SMOKE_TEST_INSTANCES {raw_instances!r}: {exc}") from None
     try:
         expected = _expected("SMOKE_TEST_EXPECTED", raw_expected, len(instances)) if raw_expected else None
-        tolerance = _tolerance("SMOKE_TEST_TOLERANCE", raw_tolerance) if raw_tolerance else DEFAULT_TOLERANCE
+        tolerance = non_negative_number("SMOKE_TEST_TOLERANCE", raw_tolerance) if raw_tolerance else DEFAULT_TOLERANCE
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return SmokeTest(instances, expected, tolerance)
@@ -135,16 +137,6 @@ def _expected(name: str, raw: str, rows: int) -> list[float]:
     if len(values) != rows:
         raise ValueError(f"{name} {raw!r} has {len(values)} values for {rows} smoke test rows")
     return [float(v) for v in values]
-
-
-def _tolerance(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} {raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} {raw!r} must be a finite number >= 0")
-    return value
 
 
 def _number(value: Any) -> bool:
