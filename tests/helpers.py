@@ -58,3 +58,16 @@ def load_script(relative: str) -> ModuleType:
 
 # A Lambda context object for handler calls (the sandbox's, so there is one definition).
 LambdaContext = Context
+
+
+# The smallest valid service settings file (one `local` environment), for settings tests to extend.
+MINIMAL_SERVICE_SETTINGS = """
+environments:
+  local:
+    base_name: aurelius
+    suffix: demo
+    cluster_name: aurelius-cluster-local-demo
+    network: {default_vpc: true}
+    image: aurelius/model-server:0.1.0
+    model: {bucket: aurelius-models-local-demo, key: models/model.pkl}
+"""

@@ -20,26 +20,15 @@ from aurelius.rollout import (
     template_timing,
 )
 from aurelius.settings import Rollout, ServiceSettings, SettingsError, load_environment
-from tests.helpers import REPO, load_script
+from tests.helpers import MINIMAL_SERVICE_SETTINGS, REPO, load_script
 
 SERVICE_TEMPLATE = REPO / "infra/ecs-service/template.yaml"
 SHIPPED = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 
-BASE = """
-environments:
-  local:
-    base_name: aurelius
-    suffix: demo
-    cluster_name: aurelius-cluster-local-demo
-    network: {default_vpc: true}
-    image: aurelius/model-server:0.1.0
-    model: {bucket: aurelius-models-local-demo, key: models/model.pkl}
-"""
-
 
 def settings_with(tmp_path: Path, extra: str) -> Path:
     path = tmp_path / "service-settings.yml"
-    path.write_text(BASE + extra)
+    path.write_text(MINIMAL_SERVICE_SETTINGS + extra)
     return path
 
 

@@ -12,6 +12,7 @@ from aurelius.settings import (
     load_environment,
     load_environments,
 )
+from tests.helpers import MINIMAL_SERVICE_SETTINGS as GOOD_SERVICE
 from tests.helpers import REPO
 
 SHIPPED = [
@@ -19,17 +20,6 @@ SHIPPED = [
     ("infra/ecs-service/management-scripts/service-settings.yml", ServiceSettings),
     ("infra/elb/management-scripts/service-settings.yml", ElbSettings),
 ]
-
-GOOD_SERVICE = """
-environments:
-  local:
-    base_name: aurelius
-    suffix: demo
-    cluster_name: aurelius-cluster-local-demo
-    network: {default_vpc: true}
-    image: aurelius/model-server:0.1.0
-    model: {bucket: aurelius-models-local-demo, key: models/model.pkl}
-"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
