@@ -112,7 +112,8 @@ def install_trigger_stack(session, runtime: LocalLambdaRuntime, config_env: str 
         template_body=json.dumps(plain),
         # Every parameter explicit: moto mishandles defaults on later updates (docs/moto.md#cloudformation).
         parameters=[parameter(k, params.get(k, v.get("Default", ""))) for k, v in template_parameters.items()],
-        capabilities=("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"),
+        # As samconfig.toml: the template names its CloudFormation service role.
+        capabilities=("CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"),
     )
     StackDeployer(cfn, out=out, poll_seconds=0.2).deploy(spec)
 
