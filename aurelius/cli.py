@@ -41,11 +41,17 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.command_line import DEFAULT_SETTINGS, DEFAULT_SETTINGS_HELP, ClientFactory, boto3_clients
-from aurelius.core.decision import Decision, Observed, StackState, decide, needs_last_token
-from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
-from aurelius.core.reconcile import (
+from aurelius.core.decision import (
     MODEL_VERSION_PARAMETER,
     Action,
+    Decision,
+    Observed,
+    StackState,
+    decide,
+    needs_last_token,
+)
+from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDisabled, current_model_version
+from aurelius.core.reconcile import (
     Target,
     model_parameter_values,
     reconcile,

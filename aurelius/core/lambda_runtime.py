@@ -18,8 +18,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config as BotoConfig
 
+from aurelius.core.decision import Action
 from aurelius.core.notifications import Notifier
-from aurelius.core.reconcile import Action, Outcome, Target, reconcile
+from aurelius.core.reconcile import Outcome, Target, reconcile
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
 # Namespace from POWERTOOLS_METRICS_NAMESPACE (template.yaml); the default keeps a handler

@@ -26,7 +26,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aurelius.core.reconcile import Action, Outcome
+from aurelius.core.decision import Action
+from aurelius.core.reconcile import Outcome
 
 ALARM_TAG = "aurelius:last-alarm"
 

@@ -22,11 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aurelius.core.decision import (  # noqa: F401 (re-exported: the operator side and the sandbox read them here)
+from aurelius.core.decision import (
     MODEL_URI_PARAMETER,
     MODEL_VERSION_PARAMETER,
     NONCE_PARAMETER,
-    NOT_UPDATABLE,
     Act,
     Action,
     Decision,
@@ -45,13 +44,7 @@ from aurelius.core.model_version import (
     current_model_version,
 )
 from aurelius.core.stacks import describe_stack
-from aurelius.core.tokens import (  # noqa: F401
-    TOKEN_PATTERN,
-    cancel_token,
-    last_update_token,
-    request_token,
-    version_digest,
-)
+from aurelius.core.tokens import cancel_token, last_update_token, request_token
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aurelius.core.reconcile import MODEL_VERSION_PARAMETER
+from aurelius.core.decision import MODEL_VERSION_PARAMETER
 from aurelius.sandbox import moto_compat
 from aurelius.sandbox.demo_models import BrokenModel, DemoModel
 from aurelius.sandbox.environment import LocalAws, local_aws

@@ -328,7 +328,8 @@ def test_service_script_sends_task_and_load_balancer_subnets_scheme_and_role_nam
 
 
 def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_redeployer_keeps_them(aws, scripts):
-    from aurelius.core.reconcile import Action, Target, reconcile
+    from aurelius.core.decision import Action
+    from aurelius.core.reconcile import Target, reconcile
 
     # Given settings with a smoke test and a canary rollout (local, so moto can deploy it)
     settings = (

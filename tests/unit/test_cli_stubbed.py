@@ -15,7 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import ANY
 
 from aurelius import cli
-from aurelius.core.reconcile import request_token, version_digest
+from aurelius.core.tokens import request_token, version_digest
 from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
 from tests.stubs import StubbedAws
 

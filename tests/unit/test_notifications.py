@@ -11,8 +11,9 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from aurelius.core.decision import Action
 from aurelius.core.notifications import ALARM_TAG, Notifier, problem_digest
-from aurelius.core.reconcile import Action, Outcome
+from aurelius.core.reconcile import Outcome
 from tests.helpers import SERVICE_STACK
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:aurelius-deploys"

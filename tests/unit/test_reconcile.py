@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
-from aurelius.core.reconcile import Action, Target, reconcile
+from aurelius.core.decision import Action
+from aurelius.core.reconcile import Target, reconcile
 from aurelius.core.tokens import request_token, version_digest
 from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
 from tests.stubs import StubbedAws
