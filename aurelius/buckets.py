@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
+from aurelius.core.aws_errors import S3_ACCESS_DENIED, S3_NOT_FOUND, error_code
+
 Printer = Callable[[str], None]
 
 
@@ -40,10 +42,10 @@ def bucket_exists(s3, bucket: str) -> bool:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchBucket", "NotFound"):
+        code = error_code(exc)
+        if code in S3_NOT_FOUND:
             return False
-        if code in ("403", "AccessDenied", "Forbidden"):
+        if code in S3_ACCESS_DENIED:
             raise BucketUnavailable(
                 f"bucket {bucket} exists but is not yours or you may not read it (403); choose another artifact_bucket name"
             ) from None

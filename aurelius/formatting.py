@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aurelius.history import Deploy
-
 
 def when(moment: datetime | None) -> str:
     if moment is None:
@@ -40,20 +38,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells
     )
-
-
-def describe_deploy(deploy: Deploy | None) -> str:
-    if deploy is None:
-        return "-"
-    if deploy.kind == "created":
-        return f"created {when(deploy.ended)}"
-    moment = deploy.ended or deploy.started
-    return f"{deploy.outcome} {when(moment)} ({deploy.kind})"
-
-
-def version_label(deploy: Deploy) -> str:
-    if deploy.version_id:
-        return deploy.version_id
-    if deploy.digest:
-        return f"unknown (digest {deploy.digest}; version deleted from S3)"
-    return "unknown (updated since the stack was created)"

@@ -18,14 +18,14 @@ is only known while no update has happened since: then it is the stack's current
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aurelius.core.decision import DEADLINE_PARAMETER, MODEL_VERSION_PARAMETER
-from aurelius.core.tokens import TOKEN_PATTERN, is_aurelius_cancel, is_stack_event, version_digest
-from aurelius.stack_deploy import stack_parameters
+from aurelius.core.decision import StackState, deadline_seconds
+from aurelius.core.tokens import Token, is_stack_event, parse, version_digest
+from aurelius.formatting import when
 
 OUTCOMES = {
     "UPDATE_COMPLETE": "completed",
@@ -82,6 +82,19 @@ class Deploy:
             "model": self.model.as_dict() if self.model else None,
         }
 
+    def describe(self) -> str:
+        """One line for people: "completed 2026-11-20 09:05:00Z (auto)", "created ..."."""
+        if self.kind == CREATED:
+            return f"created {when(self.ended)}"
+        return f"{self.outcome} {when(self.ended or self.started)} ({self.kind})"
+
+    def version_label(self) -> str:
+        if self.version_id:
+            return self.version_id
+        if self.digest:
+            return f"unknown (digest {self.digest}; version deleted from S3)"
+        return "unknown (updated since the stack was created)"
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
@@ -106,124 +119,132 @@ def _stack_events(cfn, stack_name: str) -> Iterator[dict[str, Any]]:
         yield from page.get("StackEvents", [])
 
 
-def _is_stack_level(event: dict[str, Any], stack: dict[str, Any]) -> bool:
-    return is_stack_event(event, stack["StackName"])
-
-
-def _cancelled_by(event: dict[str, Any], started: datetime | None, deadline_seconds: int | None) -> str | None:
+def _cancelled_by(event: dict[str, Any], started: datetime | None, deadline: int | None) -> str | None:
     """How a stack-level UPDATE_ROLLBACK_IN_PROGRESS started: a cancel by aurelius, by someone
     else, or neither. The cancel's own token says it was the redeployer's; should the rollback's
     events carry the update's token instead, a cancel that came after the stack's current
     deadline is taken for the redeployer's too (it would have cancelled it)."""
-    if is_aurelius_cancel(event.get("ClientRequestToken")):
+    token = parse(event.get("ClientRequestToken"))
+    if token is not None and not token.is_update:
         return CANCELLED_DEADLINE
     if CANCEL_REASON.lower() not in (event.get("ResourceStatusReason") or "").lower():
         return None
     moment = event.get("Timestamp")
-    if deadline_seconds and started and moment and (moment - started).total_seconds() > deadline_seconds:
+    if deadline and started and moment and (moment - started).total_seconds() > deadline:
         return CANCELLED_DEADLINE
     return CANCELLED
 
 
-def read_history(cfn, s3, stack: dict[str, Any], bucket: str, key: str, limit: int | None = None) -> list[Deploy]:
-    """The stack's model deploys, newest first (at most ``limit``; None or 0 reads every event).
+@dataclass
+class _Update:
+    """An aurelius update while its events are folded in."""
 
-    ``stack`` is the stack as DescribeStacks returns it. With a limit, paging stops once that
-    many aurelius updates are found (their end events are newer, so already read).
-    """
+    token: Token
+    raw_token: str
+    started: datetime | None
+    ended: datetime | None = None
+    outcome: str | None = None
+    cancelled: str | None = None  # how its rollback started, when a cancel started it
+
+
+@dataclass
+class _Timeline:
+    """The stack-level events folded in, oldest to newest: an update's end is the next
+    stack-level terminal event after its start."""
+
+    deadline: int | None
+    updates: list[_Update] = field(default_factory=list)
+    open: _Update | None = None  # the aurelius update waiting for its end
+    any_update: bool = False
+    create_started: datetime | None = None
+    created: datetime | None = None
+
+    def add(self, event: dict[str, Any]) -> _Timeline:
+        status, moment = event.get("ResourceStatus"), event.get("Timestamp")
+        if status == "CREATE_IN_PROGRESS":
+            self.create_started, self.created = moment, None
+        elif status == "CREATE_COMPLETE":
+            self.created = moment
+        elif status == "UPDATE_IN_PROGRESS":
+            self._start(event.get("ClientRequestToken") or "", moment)
+        elif status == "UPDATE_ROLLBACK_IN_PROGRESS" and self.open is not None:
+            self.open.cancelled = _cancelled_by(event, self.open.started, self.deadline) or self.open.cancelled
+        elif status in OUTCOMES:
+            if self.open is not None:
+                self.open.ended = moment
+                rolled_back = status == "UPDATE_ROLLBACK_COMPLETE"
+                self.open.outcome = (self.open.cancelled or OUTCOMES[status]) if rolled_back else OUTCOMES[status]
+            self.open = None
+        return self
+
+    def _start(self, raw_token: str, moment: datetime | None) -> None:
+        self.any_update = True
+        if self.open is not None:
+            self.open.outcome = UNKNOWN  # its end was not recorded; should not happen
+        token = parse(raw_token)
+        self.open = _Update(token, raw_token, moment) if token is not None and token.is_update else None
+        if self.open is not None:
+            self.updates.append(self.open)
+
+
+def _newest_events(cfn, stack_name: str, limit: int | None) -> list[dict[str, Any]]:
+    """The stack-level events, newest first; with a limit, paging stops once that many aurelius
+    updates started (their end events are newer, so already read)."""
     events: list[dict[str, Any]] = []
     starts = 0
-    for event in _stack_events(cfn, stack["StackName"]):
-        events.append(event)
-        if _is_stack_level(event, stack) and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS":
-            if TOKEN_PATTERN.match(event.get("ClientRequestToken") or ""):
-                starts += 1
-                if limit and starts >= limit:
-                    break
-
-    deadline = stack_parameters(stack).get(DEADLINE_PARAMETER, "")
-    deadline_seconds = int(deadline) if deadline.isdigit() else None
-    # Oldest to newest: an update's end is the next stack-level terminal event after its start.
-    deploys: list[dict[str, Any]] = []
-    open_update: dict[str, Any] | None = None  # the aurelius update waiting for its end
-    any_update = False
-    created: dict[str, Any] | None = None
-    for event in reversed(events):
-        if not _is_stack_level(event, stack):
+    for event in _stack_events(cfn, stack_name):
+        if not is_stack_event(event, stack_name):
             continue
-        status = event.get("ResourceStatus")
-        if status == "CREATE_COMPLETE":
-            created = {"ended": event.get("Timestamp"), "started": (created or {}).get("started")}
-        elif status == "CREATE_IN_PROGRESS":
-            created = {"started": event.get("Timestamp"), "ended": None}
-        elif status == "UPDATE_IN_PROGRESS":
-            any_update = True
-            if open_update is not None:
-                open_update["outcome"] = UNKNOWN  # its end was not recorded; should not happen
-            token = event.get("ClientRequestToken") or ""
-            match = TOKEN_PATTERN.match(token)
-            open_update = None
-            if match:
-                open_update = {
-                    "kind": match.group(1),
-                    "digest": match.group(2),
-                    "token": token,
-                    "started": event.get("Timestamp"),
-                }
-                deploys.append(open_update)
-        elif status == "UPDATE_ROLLBACK_IN_PROGRESS":
-            cancelled = (
-                _cancelled_by(event, open_update["started"], deadline_seconds) if open_update is not None else None
-            )
-            if open_update is not None and cancelled:
-                open_update["cancelled"] = cancelled
-        elif status in OUTCOMES:
-            if open_update is not None:
-                open_update["ended"] = event.get("Timestamp")
-                rolled_back = status == "UPDATE_ROLLBACK_COMPLETE"
-                open_update["outcome"] = (
-                    open_update.get("cancelled", OUTCOMES[status]) if rolled_back else OUTCOMES[status]
-                )
-            open_update = None
+        events.append(event)
+        token = parse(event.get("ClientRequestToken"))
+        if event.get("ResourceStatus") == "UPDATE_IN_PROGRESS" and token is not None and token.is_update:
+            starts += 1
+            if limit and starts >= limit:
+                break
+    return events
 
+
+def _fold(events: Iterable[dict[str, Any]], deadline: int | None) -> _Timeline:
+    timeline = _Timeline(deadline)
+    for event in events:
+        timeline = timeline.add(event)
+    return timeline
+
+
+def read_history(cfn, s3, stack: StackState, bucket: str, key: str, limit: int | None = None) -> list[Deploy]:
+    """The stack's model deploys, newest first (at most ``limit``; None or 0 reads every event)."""
+    timeline = _fold(reversed(_newest_events(cfn, stack.name, limit)), deadline_seconds(stack.parameters))
     versions = model_versions(s3, bucket, key)
     by_digest = {version_digest(v.version_id): v for v in versions}
-    by_id = {v.version_id: v for v in versions}
-
-    result: list[Deploy] = []
-    for raw in reversed(deploys):
-        model = by_digest.get(raw["digest"])
-        result.append(
-            Deploy(
-                kind=raw["kind"],
-                started=raw["started"],
-                ended=raw.get("ended"),
-                outcome=raw.get("outcome", IN_PROGRESS if raw is open_update else UNKNOWN),
-                version_id=model.version_id if model else None,
-                digest=raw["digest"],
-                token=raw["token"],
-                model=model,
-            )
-        )
-    if created is not None and created.get("ended") is not None:
+    result = [
+        _deploy(update, by_digest.get(update.token.digest), update is timeline.open)
+        for update in reversed(timeline.updates)
+    ]
+    if timeline.created is not None:
         # Every event back to the creation was read, so any_update is the whole truth.
-        version_id = None if any_update else stack_parameters(stack).get(MODEL_VERSION_PARAMETER)
+        version_id = None if timeline.any_update else stack.deployed_version
+        model = next((v for v in versions if v.version_id == version_id), None) if version_id else None
+        digest = version_digest(version_id) if version_id else None
         result.append(
-            Deploy(
-                kind=CREATED,
-                started=created.get("started"),
-                ended=created["ended"],
-                outcome=CREATED,
-                version_id=version_id,
-                digest=version_digest(version_id) if version_id else None,
-                token=None,
-                model=by_id.get(version_id) if version_id else None,
-            )
+            Deploy(CREATED, timeline.create_started, timeline.created, CREATED, version_id, digest, None, model)
         )
     return result[:limit] if limit else result
 
 
-def last_deploy(cfn, s3, stack: dict[str, Any], bucket: str, key: str) -> Deploy | None:
+def _deploy(update: _Update, model: ObjectVersion | None, still_open: bool) -> Deploy:
+    return Deploy(
+        kind=update.token.kind,
+        started=update.started,
+        ended=update.ended,
+        outcome=update.outcome or (IN_PROGRESS if still_open else UNKNOWN),
+        version_id=model.version_id if model else None,
+        digest=update.token.digest,
+        token=update.raw_token,
+        model=model,
+    )
+
+
+def last_deploy(cfn, s3, stack: StackState, bucket: str, key: str) -> Deploy | None:
     """The newest model deploy of the stack (an aurelius update, else its creation)."""
     found = read_history(cfn, s3, stack, bucket, key, limit=1)
     return found[0] if found else None

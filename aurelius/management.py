@@ -17,8 +17,9 @@ from typing import Any, Generic
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aurelius.cli.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
+from aurelius.core.decision import MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER
 from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
-from aurelius.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
 from aurelius.naming import InvalidName
 from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
 from aurelius.stack_deploy import (
@@ -125,14 +126,14 @@ def pinned_model_parameters(
     another object) take the model's current S3 version, and fail clearly if there is none.
     """
     pinned = ctx.args.model_version_id
-    deployed_uri = stack_parameters(deployed).get("ModelS3Uri") if deployed else None
+    deployed_uri = stack_parameters(deployed).get(MODEL_URI_PARAMETER) if deployed else None
     if not pinned and deployed_uri == model.uri:
-        return [keep_parameter("ModelS3Uri"), keep_parameter("ModelVersionId")]
+        return [keep_parameter(MODEL_URI_PARAMETER), keep_parameter(MODEL_VERSION_PARAMETER)]
     try:
         version = current_model_version(ctx.client("s3"), model.bucket, model.key, pinned)
     except (ModelMissing, VersioningDisabled) as exc:
         raise DeployError(f"{exc}; upload the model before deploying this stack") from None
-    return [parameter("ModelS3Uri", version.uri), parameter("ModelVersionId", version.version_id)]
+    return [parameter(MODEL_URI_PARAMETER, version.uri), parameter(MODEL_VERSION_PARAMETER, version.version_id)]
 
 
 def run_management_script(

@@ -69,7 +69,7 @@ RULES: dict[str, NameRule] = {
     # kept to characters that need no escaping in an ARN or an IAM policy.
     **{
         alarm_type: NameRule(255, re.compile(r"^[A-Za-z0-9_.-]+$"), "letters, digits and _ . -")
-        for alarm_type in ("alarm-errors", "alarm-5xx", "alarm-unhealthy")
+        for alarm_type in ("alarm-errors", "alarm-5xx", "alarm-unhealthy", "alarm-startup")
     },
     # EventBridge rule: 64 characters, letters, digits and . - _
     "status-rule": NameRule(64, re.compile(r"^[A-Za-z0-9._-]+$"), "letters, digits and . - _"),

@@ -13,6 +13,7 @@ hold the stack, and so every newer model, for as long as CloudFormation would wa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ from aurelius.settings import Rollout
 # downloading and unpickling the model. Generous on purpose: a deadline too short cancels good
 # rollouts, one too long only delays the next model.
 DEFAULT_MARGIN_SECONDS = 600
+
+# Placement, image pull and network interface of a new task, before its process starts: no
+# setting holds it. Used for the time a version that cannot start takes to roll back.
+TASK_START_SECONDS = 60
+# The StartupFailures alarm (infra/ecs-service/template.yaml): one 60 s period (metric filter
+# metrics are standard resolution), then ECS has to notice the alarm. AWS does not publish how
+# often ECS reads deployment alarms; one more period is budgeted for it.
+STARTUP_ALARM_SECONDS = 60 + 60
 
 
 @dataclass(frozen=True)
@@ -68,22 +77,40 @@ def _properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return template["Resources"][logical_id].get("Properties", {})
 
 
-def template_timing(template: dict[str, Any]) -> Timing:
-    """Timing of the service template's primary target group and ECS service."""
+def _seconds(value: Any, default: int) -> int:
+    """A template number; a ``!Ref`` (read as the parameter's name) counts as ``default``."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def template_timing(template: dict[str, Any], model_load_seconds: int | None = None) -> Timing:
+    """Timing of the service template's primary target group and ECS service.
+
+    The grace period is the ``ModelLoadSeconds`` parameter: ``model_load_seconds`` (the
+    settings' ``rollout.model_load_seconds``), else the parameter's Default.
+    """
     group = _properties(template, "TargetGroup")
     service = _properties(template, "Service")
     attributes = {a["Key"]: a["Value"] for a in group.get("TargetGroupAttributes", [])}
     deployment = service.get("DeploymentConfiguration", {})
     d = AWS_DEFAULTS
+    if model_load_seconds is None:
+        model_load_seconds = int(template.get("Parameters", {}).get("ModelLoadSeconds", {}).get("Default", d.grace))
+    breaker = deployment.get("DeploymentCircuitBreaker", {})
+    # rolling: {Enable, Rollback}; the template's !If [IsCanary, NoValue, {...}] reads as a list.
+    if isinstance(breaker, list):
+        breaker = next((b for b in breaker if isinstance(b, dict)), {})
     return Timing(
         interval=int(group.get("HealthCheckIntervalSeconds", d.interval)),
         healthy_threshold=int(group.get("HealthyThresholdCount", d.healthy_threshold)),
         unhealthy_threshold=int(group.get("UnhealthyThresholdCount", d.unhealthy_threshold)),
         deregistration_delay=int(attributes.get("deregistration_delay.timeout_seconds", d.deregistration_delay)),
-        grace=int(service.get("HealthCheckGracePeriodSeconds", d.grace)),
+        grace=_seconds(service.get("HealthCheckGracePeriodSeconds", d.grace), model_load_seconds),
         maximum_percent=int(deployment.get("MaximumPercent", d.maximum_percent)),
         minimum_healthy_percent=int(deployment.get("MinimumHealthyPercent", d.minimum_healthy_percent)),
-        circuit_breaker=bool(deployment.get("DeploymentCircuitBreaker", {}).get("Enable", d.circuit_breaker)),
+        circuit_breaker=bool(breaker.get("Enable", d.circuit_breaker)),
     )
 
 
@@ -97,12 +124,61 @@ def circuit_breaker_seconds(t: Timing, desired: int) -> int:
 
     The breaker trips after 0.5 x desired failed tasks, at least 3, at most 200
     (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html);
-    MaximumPercent sets how many start at once; ECS replaces a task that never turns healthy
-    after max(grace, unhealthy threshold x interval).
+    "desired" is the service's desired count when the deployment runs. MaximumPercent sets how
+    many start at once; ECS replaces a task that never turns healthy after max(grace,
+    unhealthy threshold x interval).
     """
     trip = min(200, max(3, math.ceil(0.5 * desired)))
     batch = max(1, desired * (t.maximum_percent - 100) // 100)
     return math.ceil(trip / batch) * max(t.grace, t.unhealthy_threshold * t.interval)
+
+
+def _counts(desired: int | Iterable[int]) -> list[int]:
+    return [desired] if isinstance(desired, int) else sorted(set(desired))
+
+
+def worst_circuit_breaker_seconds(t: Timing, desired: int | Iterable[int]) -> int:
+    """``circuit_breaker_seconds`` for the worst desired count a deployment may start with
+    (with scaling, any count from scaling.min to scaling.max: few tasks trip slowest)."""
+    return max(circuit_breaker_seconds(t, count) for count in _counts(desired))
+
+
+def unhealthy_alarm_periods(rollout: Rollout, t: Timing) -> int:
+    """EvaluationPeriods (= DatapointsToAlarm) of the unhealthy-targets alarm.
+
+    A good model's new target is unhealthy until its model is loaded plus healthy-threshold
+    passes; a run of D seconds breaches at most ceil(D / period) + 1 periods (partial periods at
+    both ends). The alarm needs ``evaluation_periods`` more than that, so only a target
+    unhealthy for longer than a good load fires it.
+    """
+    period = rollout.alarms.period_seconds
+    loading = rollout.model_load_seconds + t.healthy_threshold * t.interval
+    return math.ceil(loading / period) + 1 + rollout.alarms.evaluation_periods
+
+
+def longest_good_load_seconds(rollout: Rollout, t: Timing) -> int:
+    """The longest model load that deploys without a rollback: ECS acts on health checks after
+    the grace period (= model_load_seconds), and the unhealthy-targets alarm needs a longer run."""
+    period = rollout.alarms.period_seconds
+    alarm_bound = (unhealthy_alarm_periods(rollout, t) - 2) * period - t.healthy_threshold * t.interval
+    return min(t.grace, alarm_bound)
+
+
+def startup_failure_rollback_seconds(t: Timing, failure_after_seconds: int) -> int:
+    """A version whose server exits at start (cannot load, fails its smoke test) after
+    ``failure_after_seconds``, until ECS has rolled it back through the StartupFailures alarm:
+    task start + the failure + the alarm + draining the new tasks. Same for rolling and canary."""
+    return TASK_START_SECONDS + failure_after_seconds + STARTUP_ALARM_SECONDS + t.deregistration_delay
+
+
+def hung_version_rollback_seconds(rollout: Rollout, t: Timing, desired: int | Iterable[int]) -> int:
+    """A version that never answers healthy and never exits: the unhealthy-targets alarm after
+    its window, or (rolling) the circuit breaker, whichever comes first."""
+    unhealthy_after = t.unhealthy_threshold * t.interval
+    alarm = TASK_START_SECONDS + unhealthy_after + unhealthy_alarm_periods(rollout, t) * rollout.alarms.period_seconds
+    if rollout.strategy == "rolling" and t.circuit_breaker:
+        return min(alarm, worst_circuit_breaker_seconds(t, desired))
+    return alarm
 
 
 def alarm_bake_seconds(rollout: Rollout) -> int:
@@ -120,12 +196,14 @@ def alarm_bake_seconds(rollout: Rollout) -> int:
 
 
 def rollout_deadline_seconds(
-    rollout: Rollout, timing: Timing, desired: int, margin: int = DEFAULT_MARGIN_SECONDS
+    rollout: Rollout, timing: Timing, desired: int | Iterable[int], margin: int = DEFAULT_MARGIN_SECONDS
 ) -> int:
     """``rollout.deadline_seconds`` if set, else the longest legitimate rollout plus ``margin``:
-    turn healthy, bake under the alarms, drain the old tasks, and room for the circuit breaker
-    to roll a bad version back by itself (a rollback that ends on its own is never cancelled)."""
+    a good version (turn healthy, bake under the alarms, drain the old tasks) or a version ECS
+    rolls back by itself (a rollback that ends on its own is never cancelled), whichever is
+    longer. ``desired``: the desired count, or every count scaling may leave the service at."""
     if rollout.deadline_seconds is not None:
         return rollout.deadline_seconds
     good = turn_healthy_seconds(timing) + alarm_bake_seconds(rollout) + timing.deregistration_delay
-    return good + circuit_breaker_seconds(timing, desired) + margin
+    rolled_back = hung_version_rollback_seconds(rollout, timing, desired) + timing.deregistration_delay
+    return max(good, rolled_back) + margin

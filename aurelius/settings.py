@@ -161,9 +161,30 @@ class EnvironmentSettings(_Strict):
         return value
 
 
+class VpcEndpoints(_Strict):
+    """The VPC endpoints the cluster stack creates for private subnets without a NAT gateway.
+
+    ``route_table_ids``: the route tables of the cluster's subnets (S3 gateway endpoint);
+    ``client_cidr``: who may reach the interface endpoints on 443 (the VPC's CIDR).
+    """
+
+    route_table_ids: list[str] = Field(min_length=1)
+    client_cidr: Cidr
+
+    @field_validator("route_table_ids")
+    @classmethod
+    def _route_tables(cls, value: list[str]) -> list[str]:
+        for table in value:
+            if not re.match(r"^rtb-[0-9a-f]+$", table):
+                raise ValueError(f"{table!r} is not a route table id (rtb-...)")
+        return value
+
+
 class ClusterSettings(EnvironmentSettings):
     instance_type: InstanceType
     capacity: Capacity
+    # Optional: S3 gateway + ECR, Logs and ECS interface endpoints in the cluster's subnets.
+    vpc_endpoints: VpcEndpoints | None = None
     # Share of the cluster's capacity that managed scaling aims to use. 100 packs instances
     # full; below 100 keeps spare room for the extra tasks of a 200 % rolling deploy.
     target_capacity_percent: int = Field(default=100, ge=1, le=100)
@@ -171,6 +192,12 @@ class ClusterSettings(EnvironmentSettings):
 
     name_types: ClassVar[tuple[str, ...]] = ("cluster", "asg", "lt", "cp")
     stack_type: ClassVar[str] = "cluster-stack"
+
+    @model_validator(mode="after")
+    def _endpoints_need_explicit_subnets(self) -> ClusterSettings:
+        if self.vpc_endpoints is not None and self.network.default_vpc:
+            raise ValueError("vpc_endpoints needs network.vpc_id and subnet_ids (the default VPC's subnets are public)")
+        return self
 
 
 class SmokeTest(_Strict):
@@ -229,12 +256,13 @@ class DeploymentAlarms(_Strict):
 class Rollout(_Strict):
     """How a new task definition revision takes traffic.
 
-    ``rolling`` (default): ECS rolling update with the circuit breaker, as before.
+    ``rolling`` (default): ECS rolling update with the circuit breaker and the deployment alarms.
     ``canary``: ECS native canary: ``canary_percent`` of the traffic for
     ``canary_bake_minutes``, then all of it, then ``bake_minutes`` before the old tasks stop.
     The deployment alarms roll back either strategy.
     ``deadline_seconds``: how long an update aurelius started may run before the redeployer
     cancels it; default: derived from these settings and the template's health check.
+    ``model_load_seconds``: the longest a good model may take to turn healthy.
     """
 
     strategy: Literal["rolling", "canary"] = "rolling"
@@ -243,6 +271,12 @@ class Rollout(_Strict):
     canary_bake_minutes: int = Field(default=5, ge=0, le=1440)
     bake_minutes: int = Field(default=5, ge=0, le=1440)
     deadline_seconds: int | None = Field(default=None, ge=60, le=86400)
+    # The longest a good model takes from task start to its first healthy answer (download,
+    # unpickle, smoke test). ECS ignores the load balancer's health checks this long
+    # (HealthCheckGracePeriodSeconds) and the unhealthy-targets alarm waits this long before it
+    # counts, so a slow good model is never rolled back; a model that fails to load is rolled
+    # back by the start-up failure alarm within minutes, whatever this value.
+    model_load_seconds: int = Field(default=600, ge=0, le=7200)
     alarms: DeploymentAlarms = Field(default_factory=DeploymentAlarms)
 
     @field_validator("canary_percent")
@@ -251,6 +285,30 @@ class Rollout(_Strict):
         if abs(value * 10 - round(value * 10)) > 1e-9:
             raise ValueError("a multiple of 0.1 (ECS CanaryPercent)")
         return value
+
+
+class Scaling(_Strict):
+    """Target tracking of the service's task count (Application Auto Scaling).
+
+    ``min``..``max`` tasks; ``requests_per_target`` (ALB requests per task per minute) and/or
+    ``cpu_percent`` (average CPU of the service's tasks) are the targets. With two targets AWS
+    scales out when either asks and in only when both allow it. Cooldowns in seconds.
+    """
+
+    min: int = Field(ge=1, le=1000)
+    max: int = Field(ge=1, le=1000)
+    requests_per_target: int | None = Field(default=None, ge=1)
+    cpu_percent: FiniteFloat | None = Field(default=None, ge=1, le=100)
+    scale_in_cooldown: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _range_and_target(self) -> Scaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be at most max ({self.max})")
+        if self.requests_per_target is None and self.cpu_percent is None:
+            raise ValueError("set requests_per_target and/or cpu_percent (what to track)")
+        return self
 
 
 class ServiceSettings(EnvironmentSettings):
@@ -265,6 +323,29 @@ class ServiceSettings(EnvironmentSettings):
     network: ServiceNetwork
     smoke_test: SmokeTest | None = None
     rollout: Rollout = Field(default_factory=Rollout)
+    # Off (None): the service runs desired_count tasks. On: Application Auto Scaling moves the
+    # count between scaling.min and scaling.max, and no deploy ever sets it (the template omits
+    # DesiredCount).
+    scaling: Scaling | None = None
+    # A new settings key that reaches the container: a field here, a parameter in
+    # infra/ecs-service/template.yaml (under an "Environment" entry of the container) and one
+    # parameter(...) line in deploy-service.py's build().
+
+    @model_validator(mode="after")
+    def _one_way_to_count(self) -> ServiceSettings:
+        if self.scaling is not None and "desired_count" in self.model_fields_set:
+            raise ValueError("desired_count and scaling exclude each other (scaling.min is the starting count)")
+        return self
+
+    @property
+    def starting_count(self) -> int:
+        """Tasks when the service is created: desired_count, or scaling.min."""
+        return self.scaling.min if self.scaling else self.desired_count
+
+    @property
+    def most_tasks(self) -> int:
+        """The largest desired count the service can have: desired_count, or scaling.max."""
+        return self.scaling.max if self.scaling else self.desired_count
 
     # cfn-role is the trigger stack's CloudFormation service role, found by this name.
     name_types: ClassVar[tuple[str, ...]] = (
@@ -282,6 +363,7 @@ class ServiceSettings(EnvironmentSettings):
         "alarm-errors",
         "alarm-5xx",
         "alarm-unhealthy",
+        "alarm-startup",
     )
     stack_type: ClassVar[str] = "service-stack"
 
@@ -289,11 +371,14 @@ class ServiceSettings(EnvironmentSettings):
 class ElbSettings(EnvironmentSettings):
     instance_type: InstanceType
     capacity: Capacity
+    # Instances in subnet_ids; the load balancer in load_balancer_subnet_ids (default: the
+    # same) with load_balancer_scheme, as for the ECS service.
+    network: ServiceNetwork
     server_port: int = Field(default=8080, ge=1024, le=65535)
     allowed_ingress_cidr: Cidr = "0.0.0.0/0"
     ami_parameter: str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
     model: ModelLocation
-    # Bucket for the server bundle the instances install from (see infra/elb/README section).
+    # Bucket for the server bundle the instances install from (deploy-elb.py uploads it there).
     artifact_bucket: BucketName
 
     name_types: ClassVar[tuple[str, ...]] = ("elb", "asg", "lt")

@@ -26,17 +26,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurelius.core.decision import Decision, Observed, Rollout, StackState, decide, needs_last_token
-from aurelius.core.model_version import (
-    ModelAccessDenied,
-    ModelMissing,
-    ModelVersion,
-    VersioningDisabled,
-    current_model_version,
-)
-from aurelius.core.tokens import last_update_token
+from aurelius.core.decision import Decision, Finding, Observed, Rollout, decide
+from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.core.reconcile import Target, observe
+from aurelius.core.stacks import describe_stack
 from aurelius.history import Deploy, ObjectVersion, last_deploy
-from aurelius.stack_deploy import describe_stack
 
 IN_SYNC, BEHIND, DEPLOYING, FAILED, MISSING, ERROR = "in sync", "behind", "deploying", "failed", "missing", "error"
 TASK_DEFINITION_TYPE = "AWS::ECS::TaskDefinition"
@@ -94,19 +88,19 @@ def _rollout_dict(rollout: Rollout | None, now: datetime | None) -> dict[str, An
 
 # The decision's named state -> the state shown to people (None: the update the redeployer would
 # start, so the service is behind).
-STATE_FOR_FINDING = {
-    "InSync": IN_SYNC,
+STATE_FOR_FINDING: dict[Finding | None, str] = {
+    Finding.IN_SYNC: IN_SYNC,
     None: BEHIND,
-    "StackBusy": DEPLOYING,
-    "PastDeadline": DEPLOYING,
-    "StackNotUpdatable": FAILED,
-    "FailedVersion": FAILED,
-    "EmptyModel": FAILED,
-    "StackMissing": MISSING,
-    "ModelMissing": MISSING,
-    "ModelAccessDenied": ERROR,
-    "VersioningDisabled": ERROR,
-    "NotAnAureliusStack": ERROR,
+    Finding.STACK_BUSY: DEPLOYING,
+    Finding.PAST_DEADLINE: DEPLOYING,
+    Finding.STACK_NOT_UPDATABLE: FAILED,
+    Finding.FAILED_VERSION: FAILED,
+    Finding.EMPTY_MODEL: FAILED,
+    Finding.STACK_MISSING: MISSING,
+    Finding.MODEL_MISSING: MISSING,
+    Finding.MODEL_ACCESS_DENIED: ERROR,
+    Finding.VERSIONING_DISABLED: ERROR,
+    Finding.NOT_AN_AURELIUS_STACK: ERROR,
 }
 
 
@@ -127,16 +121,16 @@ def _reason(decision: Decision, stack_name: str, newest: ObjectVersion | None, n
     finding = decision.finding
     if finding is None:
         return f"the newest version {newest.version_id if newest else '-'} is not deployed"
-    if finding == "InSync":
+    if finding is Finding.IN_SYNC:
         return "the deployed version is the newest"
-    if finding == "StackMissing":
+    if finding is Finding.STACK_MISSING:
         return f"service stack {stack_name} does not exist"
-    if finding == "FailedVersion":
+    if finding is Finding.FAILED_VERSION:
         return (
             f"the rollout of the newest version {newest.version_id if newest else '-'} rolled back (failed mark); upload a "
             "newer version or retry it with `aurelius deploy --version-id`"
         )
-    if finding == "PastDeadline" and decision.rollout is not None:
+    if finding is Finding.PAST_DEADLINE and decision.rollout is not None:
         return (
             f"stack is UPDATE_IN_PROGRESS past its deadline ({decision.rollout.describe(now)}); the redeployer cancels "
             "this update on its next run"
@@ -155,41 +149,42 @@ def environment_status(
     environment: str, stack_name: str, bucket: str, key: str, *, s3, cfn, now: datetime | None = None
 ) -> EnvironmentStatus:
     """Read one environment's state. AWS errors become state ``error``; nothing is raised for them."""
-    uri = f"s3://{bucket}/{key}"
-    base = dict(environment=environment, stack_name=stack_name, model_uri=uri)
+    target = Target(stack_name, bucket, key)
+    base = dict(environment=environment, stack_name=stack_name, model_uri=target.model_uri)
     try:
-        return _environment_status(base, bucket, key, s3=s3, cfn=cfn, now=now or datetime.now(UTC))
+        seen = _observe(target, s3=s3, cfn=cfn, now=now or datetime.now(UTC))
+        if seen is None:
+            return EnvironmentStatus(**base, state=MISSING, reason=f"service stack {stack_name} does not exist")
+        return _environment_status(base, target, seen, decide(seen), s3=s3, cfn=cfn)
     except (ClientError, BotoCoreError) as exc:
         return EnvironmentStatus(**base, state=ERROR, reason=f"{type(exc).__name__}: {exc}")
 
 
-def _environment_status(base: dict[str, Any], bucket: str, key: str, *, s3, cfn, now: datetime) -> EnvironmentStatus:
-    described = describe_stack(cfn, base["stack_name"])
-    stack = StackState.from_description(described) if described else None
-    wanted: ModelVersion | None = None
-    problem = None
+def _observe(target: Target, *, s3, cfn, now: datetime) -> Observed | None:
+    """The redeployer's observation; None when neither the stack nor the model can be read (often:
+    an environment not created yet, whose bucket does not exist either)."""
     try:
-        wanted = current_model_version(s3, bucket, key)
-    except (ModelMissing, VersioningDisabled, ModelAccessDenied) as exc:
-        problem = exc
-    except ClientError:
-        if stack is not None:
-            raise
-        # No stack, and the model bucket cannot be read either (often: not created yet).
-        return EnvironmentStatus(**base, state=MISSING, reason=f"service stack {base['stack_name']} does not exist")
-    token = last_update_token(cfn, base["stack_name"]) if needs_last_token(stack, now) else None
-    decision = decide(Observed(base["stack_name"], base["model_uri"], now, wanted, problem, stack, token))
+        return observe(target, s3=s3, cfn=cfn, now=now)
+    except ClientError as exc:
+        if exc.operation_name == "HeadObject" and describe_stack(cfn, target.stack_name) is None:
+            return None
+        raise
+
+
+def _environment_status(
+    base: dict[str, Any], target: Target, seen: Observed, decision: Decision, *, s3, cfn
+) -> EnvironmentStatus:
+    wanted, stack = seen.wanted, seen.stack
     newest = ObjectVersion(wanted.version_id, wanted.last_modified, wanted.size, is_latest=True) if wanted else None
     state = STATE_FOR_FINDING[decision.finding]
-    reason = _reason(decision, base["stack_name"], newest, now)
+    reason = _reason(decision, target.stack_name, newest, seen.now)
     if stack is None:
         return EnvironmentStatus(**base, state=state, reason=reason, newest=newest)
-
     deployed_id = stack.deployed_version
     deployed = None
     if deployed_id:
         try:
-            deployed = _head(s3, bucket, key, deployed_id)
+            deployed = _head(s3, target.bucket, target.key, deployed_id)
         except (ModelMissing, VersioningDisabled):
             deployed = None  # that version was deleted from S3; the id still says what runs
     return EnvironmentStatus(
@@ -200,8 +195,8 @@ def _environment_status(base: dict[str, Any], bucket: str, key: str, *, s3, cfn,
         deployed_version=deployed_id,
         deployed=deployed,
         newest=newest,
-        task_definition=task_definition_of(cfn, base["stack_name"]),
-        last_deploy=last_deploy(cfn, s3, described, bucket, key),
+        task_definition=task_definition_of(cfn, target.stack_name),
+        last_deploy=last_deploy(cfn, s3, stack, target.bucket, target.key),
         rollout=decision.rollout,
-        now=now,
+        now=seen.now,
     )

@@ -17,11 +17,14 @@ from bench import (
     build_size,
     burst,
     cold_start,
+    kserve_compare,
     machine,
     model_load,
     redeploy_cost,
     rollout_budget,
     server_load,
+    server_overhead,
+    signing,
 )
 
 TITLES = {
@@ -32,6 +35,9 @@ TITLES = {
     "5": (build_size, "build size"),
     "6": (server_load, "model server load"),
     "7": (model_load, "model loading"),
+    "8": (signing, "model signing"),
+    "9": (server_overhead, "model server overhead, real scikit-learn pipeline"),
+    "10": (kserve_compare, "model server beside KServe: concurrency, slow clients"),
 }
 
 
@@ -44,8 +50,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=float, default=3.0, help="measured seconds per load run in row 6")
     parser.add_argument("--load-clients", default="1,8,32", help="keep-alive client counts in row 6")
     parser.add_argument("--memory-mib", type=int, default=100, help="model size for row 6's memory line")
-    parser.add_argument("--model-mib", type=int, default=200, help="model size for row 7")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated rows to run, e.g. 1,4")
+    parser.add_argument("--model-mib", type=int, default=200, help="model size for rows 7 and 8")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated rows to run, e.g. 1,4")
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help="markdown file to write (default bench/RESULTS.md)"
     )
@@ -144,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "7" in selected:
         record("7", lambda: model_load.run(model_mib=args.model_mib))
+    if "8" in selected:
+        record("8", lambda: signing.run(model_mib=args.model_mib))
+    if "9" in selected:
+        record("9", server_overhead.run)
+    if "10" in selected:
+        record("10", lambda: kserve_compare.run(load_seconds=args.load_seconds))
     if "2" in selected or "3" in selected:
         from bench.sandbox import sandbox
 
@@ -162,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if "5" in selected:
         record("5", build_size.run)
 
-    rows = [row for number in sorted(results) for row in results[number]]
-    text = render(rows, machine.describe(), sorted(selected), time.perf_counter() - started)
+    rows = [row for number in sorted(results, key=int) for row in results[number]]
+    text = render(rows, machine.describe(), sorted(selected, key=int), time.perf_counter() - started)
     args.output.write_text(text + "\n", encoding="utf-8")
     print()
     print(text.split("## How each row is measured")[0].rstrip())

@@ -58,7 +58,12 @@ def _status_kib(field: str) -> int:
 def measure_load(uri: str, version_id: str) -> dict[str, Any]:
     """In a fresh interpreter whose PYTHONPATH holds one aurelius_server: load once."""
     from aurelius_server.config import parse_s3_uri
-    from aurelius_server.loader import load_model, make_s3_client
+
+    try:
+        from aurelius_server.pinned_model import load_model
+        from aurelius_server.s3_download import make_s3_client
+    except ImportError:  # the previous loader (git history) had one module for both
+        from aurelius_server.loader import load_model, make_s3_client
 
     s3 = make_s3_client()
     s3.list_buckets()  # the client's first call (credentials, endpoint) before the baseline
@@ -72,7 +77,7 @@ def measure_load(uri: str, version_id: str) -> dict[str, Any]:
 def measure_download(bucket: str, key: str, version_id: str, size: int) -> dict[str, Any]:
     from boto3.s3.transfer import TransferConfig
 
-    from aurelius_server.loader import TRANSFER, make_s3_client
+    from aurelius_server.s3_download import TRANSFER, make_s3_client
 
     s3 = make_s3_client()
     single = TransferConfig(multipart_threshold=size + 1, use_threads=False)

@@ -23,12 +23,15 @@ is left out, as is the container's stop timeout.
   good version, still loading at its first check (a failed check; it must then pass
   HealthyThresholdCount checks in a row):
       T = interval × healthy threshold + deregistration delay
-  bad version, until the circuit breaker rolls back:
-      F = failed tasks that trip the breaker = min(200, max(3, ceil(0.5 × desired)))
-      batch = tasks started at once = desired × (MaximumPercent − 100) / 100
-      per task: ECS stops a task that never turns healthy after max(grace period,
-                unhealthy threshold × interval)
-      T = ceil(F / batch) × max(grace, unhealthy threshold × interval)
+  a good model that loads slowly (issue 18): ECS ignores health checks for the grace period
+  (= rollout.model_load_seconds) and the unhealthy-targets alarm's window is longer than
+  that; the longest load that deploys is aurelius.rollout.longest_good_load_seconds.
+  a version that cannot start (its server exits: cannot load, fails its smoke test): the
+  StartupFailures alarm, rolling and canary alike (aurelius.rollout.startup_failure_rollback_seconds),
+  next to the circuit breaker alone (which waits for the grace period per failed task, and
+  which ECS documents for rolling and blue/green only).
+  a version that hangs (never healthy, never exits): the unhealthy-targets alarm after its
+  window, or for rolling the circuit breaker, whichever comes first.
 
 The canary path (prod's settings: rollout.strategy canary), next to rolling with the same
 template:
@@ -48,11 +51,20 @@ The template is read with aurelius.rollout (the deploy script's own reader).
 
 from __future__ import annotations
 
-import math
-
-from aurelius.rollout import AWS_DEFAULTS, Timing, load_template, rollout_deadline_seconds, template_timing
+from aurelius.rollout import (
+    AWS_DEFAULTS,
+    Timing,
+    circuit_breaker_seconds,
+    hung_version_rollback_seconds,
+    load_template,
+    longest_good_load_seconds,
+    rollout_deadline_seconds,
+    startup_failure_rollback_seconds,
+    template_timing,
+    worst_circuit_breaker_seconds,
+)
 from aurelius.settings import Rollout, ServiceSettings, load_environment
-from bench import REPO, Row, ratio
+from bench import REPO, Row, ratio, scaling_budget
 
 TEMPLATE = REPO / "infra/ecs-service/template.yaml"
 SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
@@ -60,8 +72,16 @@ SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 Settings = Timing  # the name the rows below were written with
 
 
-def template_settings() -> Settings:
-    return template_timing(load_template(TEMPLATE))
+# A model that cannot load fails this long after its server starts (download, then unpickling
+# or the smoke test raises): the bench's assumption for the "cannot start" rows.
+FAILURE_AFTER_SECONDS = 60
+# Before issue 18: 60 s grace, then ECS acted on failed health checks; the unhealthy-targets
+# alarm fired after 2 x 60 s. A load longer than about this was rolled back.
+LONGEST_LOAD_BEFORE_SECONDS = 60 + 2 * 60
+
+
+def template_settings(model_load_seconds: int | None = None) -> Settings:
+    return template_timing(load_template(TEMPLATE), model_load_seconds)
 
 
 def prod_settings() -> ServiceSettings:
@@ -69,7 +89,7 @@ def prod_settings() -> ServiceSettings:
 
 
 def desired_count(environment: str = "prod") -> int:
-    return load_environment(SETTINGS, ServiceSettings, environment).settings.desired_count
+    return load_environment(SETTINGS, ServiceSettings, environment).settings.starting_count
 
 
 def canary_good(s: Settings, rollout: Rollout) -> int:
@@ -96,25 +116,25 @@ def good_late(s: Settings) -> int:
     return s.interval * s.healthy_threshold + s.deregistration_delay
 
 
-def bad_until_rollback(s: Settings, desired: int) -> tuple[int, int, int]:
-    """(seconds, failed tasks to trip the breaker, batches)."""
-    trip = min(200, max(3, math.ceil(0.5 * desired)))
-    batch = max(1, desired * (s.maximum_percent - 100) // 100)
-    batches = math.ceil(trip / batch)
-    return batches * max(s.grace, s.unhealthy_threshold * s.interval), trip, batches
-
-
 def run(**_) -> tuple[list[Row], dict]:
-    ours, aws = template_settings(), AWS_DEFAULTS
     prod = prod_settings()
+    ours, aws = template_settings(prod.rollout.model_load_seconds), AWS_DEFAULTS
     canary = prod.rollout
-    desired = prod.desired_count
+    # The desired count when a deployment starts: anything scaling may have left (issue 20).
+    counts = (
+        range(prod.scaling.min, prod.scaling.max + 1)
+        if prod.scaling
+        else range(prod.desired_count, prod.desired_count + 1)
+    )
     rolling = canary.model_copy(update={"strategy": "rolling"})
     exposed_rolling, exposed_canary, window = exposure(canary)
-    deadline_canary = rollout_deadline_seconds(canary, ours, desired)
-    deadline_rolling = rollout_deadline_seconds(rolling, ours, desired)
-    bad_ours, trip, batches = bad_until_rollback(ours, desired)
-    bad_aws, _, _ = bad_until_rollback(aws, desired)
+    deadline_canary = rollout_deadline_seconds(canary, ours, counts)
+    deadline_rolling = rollout_deadline_seconds(rolling, ours, counts)
+    cannot_start = startup_failure_rollback_seconds(ours, FAILURE_AFTER_SECONDS)
+    breaker_only = worst_circuit_breaker_seconds(ours, counts)
+    longest_load = longest_good_load_seconds(canary, ours)
+    hung_canary = hung_version_rollback_seconds(canary, ours, counts)
+    hung_rolling = hung_version_rollback_seconds(rolling, ours, counts)
     rows = [
         Row(
             "4",
@@ -134,12 +154,30 @@ def run(**_) -> tuple[list[Row], dict]:
         ),
         Row(
             "4",
-            f"bad version until the circuit breaker rolls back (desired count {desired}, prod settings)",
-            f"{bad_ours} s ({batches} × max(grace {ours.grace}, {ours.unhealthy_threshold} × {ours.interval}))",
-            f"{bad_aws} s ({batches} × max(grace {aws.grace}, {aws.unhealthy_threshold} × {aws.interval})), AWS defaults with the breaker on",
-            ratio(bad_ours, bad_aws),
-            f"{trip} failed tasks trip the breaker; AWS's default has the breaker off: no automatic rollback at all. "
-            f"The template's {ours.grace} s grace (model download) is what a faster failure would trade away",
+            "longest model load that deploys without a rollback (prod settings, rolling and canary); goal ≥ 600 s",
+            f"{longest_load} s (rollout.model_load_seconds: health check grace, unhealthy-targets alarm window)",
+            f"{LONGEST_LOAD_BEFORE_SECONDS} s before issue 18 (60 s grace, alarm after 2 × 60 s)",
+            ratio(longest_load, LONGEST_LOAD_BEFORE_SECONDS),
+            "a good model answers 503 while it loads; ECS ignores the load balancer's checks for the grace period",
+        ),
+        Row(
+            "4",
+            f"version that cannot start (server exits {FAILURE_AFTER_SECONDS} s after start) until rolled back, "
+            "rolling and canary alike; goal ≤ 300 s",
+            f"{cannot_start} s (task start 60 + failure {FAILURE_AFTER_SECONDS} + StartupFailures alarm period 60 "
+            f"+ ECS reading the alarm 60 + draining {ours.deregistration_delay})",
+            f"{breaker_only} s, the circuit breaker alone (rolling only; worst count {counts[0]}, "
+            f"grace {ours.grace} s); canary has no breaker",
+            ratio(cannot_start, breaker_only),
+            "ECS's alarm polling interval is not published: 60 s is an assumption a real account must confirm",
+        ),
+        Row(
+            "4",
+            "version that never answers healthy and never exits (a hang), until rolled back (prod)",
+            f"{hung_canary} s canary (unhealthy-targets alarm after its window)",
+            f"{hung_rolling} s rolling (that alarm or the circuit breaker, first)",
+            ratio(hung_canary, hung_rolling),
+            "the one case the model's load time delays: a hang looks like a slow load until the window ends",
         ),
         Row(
             "4",
@@ -162,17 +200,24 @@ def run(**_) -> tuple[list[Row], dict]:
         ),
         Row(
             "4",
-            "rollout deadline sent as RolloutDeadlineSeconds (prod, canary): healthy + bakes + alarm window + draining + breaker + margin",
+            "rollout deadline sent as RolloutDeadlineSeconds (prod, canary): the longer of a good rollout and a self-rollback, + margin",
             f"{deadline_canary} s",
             f"{deadline_rolling} s, the same settings rolling",
             ratio(deadline_canary, deadline_rolling),
             "past it the redeployer cancels an update it started; a rollback that ends by itself fits inside it",
         ),
     ]
-    return rows, {
+    scaling_rows, scaling_data = scaling_budget.rows(prod, ours)
+    return rows + scaling_rows, {
         "template": ours.__dict__,
         "aws_defaults": aws.__dict__,
-        "desired_count": desired,
+        "desired_counts": [counts[0], counts[-1]],
         "prod_rollout": canary.model_dump(),
         "deadline_seconds": {"canary": deadline_canary, "rolling": deadline_rolling},
+        "longest_good_load_seconds": longest_load,
+        "cannot_start_rollback_seconds": cannot_start,
+        "hung_rollback_seconds": {"canary": hung_canary, "rolling": hung_rolling},
+        "breaker_only_seconds": breaker_only,
+        "breaker_one_task_seconds": circuit_breaker_seconds(ours, 1),
+        **scaling_data,
     }

@@ -1,4 +1,4 @@
-"""Row 6. The model server under load: gunicorn (pre-forked gthread workers) next to the previous
+"""Row 6. The model server under load: gunicorn (pre-forked event-loop workers) next to the previous
 standard-library server, in the same run; then workers 2 vs 1 and memory 2 workers vs 1.
 
 Both servers run as their own process (`python -m aurelius_server`) against a moto S3 server on
@@ -108,11 +108,11 @@ def calibrate_loops(target_seconds: float = 0.001) -> int:
 # ---- the load client (its own process) ---------------------------------------------------
 
 
-def _request(port: int) -> bytes:
+def _request(port: int, path: str = "/predict", body: bytes = BODY) -> bytes:
     return (
-        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def _one_exchange(sock: socket.socket, request: bytes, buffer: bytearray) -> int:
@@ -137,8 +137,10 @@ def _one_exchange(sock: socket.socket, request: bytes, buffer: bytearray) -> int
         buffer += chunk
 
 
-def client_main(port: int, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
-    request = _request(port)
+def client_main(
+    port: int, clients: int, seconds: float, warmup: float, path: str = "/predict", body: bytes = BODY
+) -> dict[str, Any]:
+    request = _request(port, path, body)
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     start_at = time.monotonic() + 0.2
@@ -186,21 +188,32 @@ def client_main(port: int, clients: int, seconds: float, warmup: float) -> dict[
     }
 
 
+def client_command(
+    port: int, clients: int, seconds: float, warmup: float = 0.5, path: str = "/predict", body: bytes = BODY
+) -> list[str]:
+    """The load client's command line (run it from REPO)."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.server_load",
+        "--port",
+        str(port),
+        "--clients",
+        str(clients),
+        "--seconds",
+        str(seconds),
+        "--warmup",
+        str(warmup),
+        "--path",
+        path,
+        "--body",
+        body.decode(),
+    ]
+
+
 def run_client(port: int, clients: int, seconds: float, warmup: float = 0.5) -> dict[str, Any]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.server_load",
-            "--port",
-            str(port),
-            "--clients",
-            str(clients),
-            "--seconds",
-            str(seconds),
-            "--warmup",
-            str(warmup),
-        ],
+        client_command(port, clients, seconds, warmup),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -403,7 +416,7 @@ def run(
                     Row(
                         "6",
                         f"{label} model, {count} keep-alive client(s), {load_seconds:g} s: p50 / p99 / throughput",
-                        f"{_fmt(new)} (gunicorn gthread)",
+                        f"{_fmt(new)} (event-loop workers)",
                         f"{_fmt(old)} (previous stdlib server)",
                         ratio(new["rps"], old["rps"]),
                         notes,
@@ -460,8 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--path", default="/predict")
+    parser.add_argument("--body", default=BODY.decode(), help="the JSON body of every request")
     args = parser.parse_args(argv)
-    print(json.dumps(client_main(args.port, args.clients, args.seconds, args.warmup)))
+    print(json.dumps(client_main(args.port, args.clients, args.seconds, args.warmup, args.path, args.body.encode())))
     return 0
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from aurelius.sandbox.local_lambda import Context, import_handler_file
 from aurelius.settings import ClusterSettings, ElbSettings, ServiceSettings, load_environment
@@ -54,6 +55,24 @@ def load_script(relative: str) -> ModuleType:
     assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
+
+
+class CallLog:
+    """The AWS operations the clients it watches make, in order (botocore's before-call event)."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def watch(self, client: Any) -> Any:
+        client.meta.events.register("before-call.*.*", self._record, unique_id=f"tests-call-log-{id(self)}")
+        return client
+
+    def _record(self, model, **_: Any) -> None:
+        self.operations.append(model.name)
+
+    def before(self, operation: str) -> list[str]:
+        """The operations made before the first ``operation`` (all of them if it was not made)."""
+        return self.operations[: self.operations.index(operation)] if operation in self.operations else self.operations
 
 
 # A Lambda context object for handler calls (the sandbox's, so there is one definition).

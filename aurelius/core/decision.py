@@ -5,8 +5,9 @@ A pure function (no AWS call, no clock): reconcile (the functions and ``aurelius
 in-sync, failed-version and deadline rules exist here only. The table it implements, row by
 row, is in docs/design.md ("The decision table").
 
-Each state that stops an update is a small named exception; :data:`OUTCOME` maps every one of
-them (and the model reader's) to the action reported, in one place.
+Each state that stops an update is a :class:`Finding`; :data:`OUTCOME` maps every one of them
+to the action reported, in one place. A decision to act carries everything the act sends (the
+token, the new parameter values), so the one write (aurelius.core.reconcile.act) decides nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from aurelius.core.model_version import (
     ModelVersion,
     VersioningDisabled,
 )
+from aurelius.core.stacks import stack_parameters
 from aurelius.core.tokens import (
+    cancel_token,
     is_aurelius_update,
+    request_token,
     token_version_digest,
     version_digest,
 )
@@ -69,60 +73,57 @@ class Act(enum.StrEnum):
 
 
 # ---------------------------------------------------------------------------- the named states
-class Finding(Exception):
-    """A state that decides the outcome; str() is the reason reported."""
+class Finding(enum.StrEnum):
+    """A state that stops an update. The value is what logs, notifications and ``--json`` carry.
+
+    Adding one: a member here, its row in :data:`OUTCOME`, its rule in :func:`_finding`, its
+    word in aurelius.status and its refusal in the CLI's deploy (if it refuses);
+    tests/unit/test_findings.py fails until each place knows it.
+    """
+
+    PAST_DEADLINE = "PastDeadline"  # an update aurelius started is UPDATE_IN_PROGRESS after its deadline
+    STACK_BUSY = "StackBusy"
+    STACK_NOT_UPDATABLE = "StackNotUpdatable"
+    MODEL_MISSING = "ModelMissing"
+    MODEL_ACCESS_DENIED = "ModelAccessDenied"
+    VERSIONING_DISABLED = "VersioningDisabled"
+    EMPTY_MODEL = "EmptyModel"
+    STACK_MISSING = "StackMissing"
+    IN_SYNC = "InSync"
+    FAILED_VERSION = "FailedVersion"  # the wanted version's own rollout rolled back (the failed mark)
+    NOT_AN_AURELIUS_STACK = "NotAnAureliusStack"
 
 
-class StackMissing(Finding):
-    pass
-
-
-class StackNotUpdatable(Finding):
-    pass
-
-
-class StackBusy(Finding):
-    pass
-
-
-class PastDeadline(Finding):
-    """An update aurelius started is still UPDATE_IN_PROGRESS after its deadline."""
-
-
-class InSync(Finding):
-    pass
-
-
-class EmptyModel(Finding):
-    pass
-
-
-class FailedVersion(Finding):
-    """The wanted version's own rollout rolled back (the failed mark)."""
-
-
-class NotAnAureliusStack(Finding):
-    pass
-
-
-# Every state -> the action reported. The model reader's exceptions are states too.
-OUTCOME: dict[type[Exception], Action] = {
-    ModelMissing: Action.SKIPPED,
-    EmptyModel: Action.SKIPPED,
-    FailedVersion: Action.SKIPPED,
-    InSync: Action.IN_SYNC,
-    StackBusy: Action.DEFERRED,
-    PastDeadline: Action.CANCELLED,
-    ModelAccessDenied: Action.ALARM,
-    VersioningDisabled: Action.ALARM,
-    StackMissing: Action.ALARM,
-    StackNotUpdatable: Action.ALARM,
-    NotAnAureliusStack: Action.ALARM,
+# Every state -> the action reported.
+OUTCOME: dict[Finding, Action] = {
+    Finding.MODEL_MISSING: Action.SKIPPED,
+    Finding.EMPTY_MODEL: Action.SKIPPED,
+    Finding.FAILED_VERSION: Action.SKIPPED,
+    Finding.IN_SYNC: Action.IN_SYNC,
+    Finding.STACK_BUSY: Action.DEFERRED,
+    Finding.PAST_DEADLINE: Action.CANCELLED,
+    Finding.MODEL_ACCESS_DENIED: Action.ALARM,
+    Finding.VERSIONING_DISABLED: Action.ALARM,
+    Finding.STACK_MISSING: Action.ALARM,
+    Finding.STACK_NOT_UPDATABLE: Action.ALARM,
+    Finding.NOT_AN_AURELIUS_STACK: Action.ALARM,
 }
 ModelProblem = ModelMissing | VersioningDisabled | ModelAccessDenied
+# The model reader's exceptions are states too.
+PROBLEM_FINDING: dict[type[Exception], Finding] = {
+    ModelMissing: Finding.MODEL_MISSING,
+    VersioningDisabled: Finding.VERSIONING_DISABLED,
+    ModelAccessDenied: Finding.MODEL_ACCESS_DENIED,
+}
 
 
 # ---------------------------------------------------------------------------- what was read
+def deadline_seconds(parameters: Mapping[str, str]) -> int | None:
+    """The stack's rollout deadline in seconds; None when it has none ("", "0" or not a number)."""
+    value = (parameters.get(DEADLINE_PARAMETER) or "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 @dataclass(frozen=True)
 class Rollout:
     """The update running now: when it started and, if the stack carries one, its deadline."""
@@ -161,7 +162,7 @@ class StackState:
         return cls(
             name=stack["StackName"],
             status=stack["StackStatus"],
-            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
+            parameters=stack_parameters(stack),
             capabilities=tuple(stack.get("Capabilities") or ()),
             last_updated=stack.get("LastUpdatedTime"),
         )
@@ -174,15 +175,16 @@ class StackState:
     def busy(self) -> bool:
         return self.status.endswith("_IN_PROGRESS")
 
+    def runs(self, version: ModelVersion) -> bool:
+        """Whether the stack pins exactly this version of this object."""
+        return self.deployed_version == version.version_id and self.parameters.get(MODEL_URI_PARAMETER) == version.uri
+
     def rollout(self) -> Rollout | None:
         """The running update (LastUpdatedTime is its start while UPDATE_IN_PROGRESS)."""
         if self.status != UPDATING or self.last_updated is None:
             return None
-        seconds = (self.parameters.get(DEADLINE_PARAMETER) or "").strip()
-        deadline = (
-            self.last_updated + timedelta(seconds=int(seconds)) if seconds.isdigit() and int(seconds) > 0 else None
-        )
-        return Rollout(self.last_updated, deadline)
+        seconds = deadline_seconds(self.parameters)
+        return Rollout(self.last_updated, None if seconds is None else self.last_updated + timedelta(seconds=seconds))
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,18 @@ class Observed:
     last_token: str | None = None  # ClientRequestToken of the stack's newest update
     force: bool = False  # deploy even a version marked failed (an operator's choice)
     refresh: bool = False  # start a new deployment even when in sync (ForceRefresh)
+    pinned: bool = False  # an operator named the version (forward or back): token kind "force"
+
+
+@dataclass(frozen=True)
+class StackUpdate:
+    """What the UpdateStack of a decision sends, besides the stack name, role and token."""
+
+    kind: str  # the token kind: auto | force | refresh
+    version: ModelVersion
+    values: Mapping[str, str]  # the parameters it changes, new values
+    parameters: tuple[dict[str, Any], ...]  # UpdateStack's Parameters: those values, every other key kept
+    capabilities: tuple[str, ...]  # the stack's own (empty when DescribeStacks did not say)
 
 
 @dataclass(frozen=True)
@@ -206,8 +220,12 @@ class Decision:
     action: Action
     reason: str
     act: Act = Act.NOTHING
-    finding: str | None = None  # the named state that decided (its class name); None: update
+    finding: Finding | None = None  # the named state that decided; None: update
     rollout: Rollout | None = None  # the running update, when there is one
+    token: str | None = None  # the ClientRequestToken the act sends (UPDATE, CANCEL)
+    update: StackUpdate | None = None  # what UpdateStack sends (UPDATE)
+    failed_mark: bool = False  # the wanted version's last rollout rolled back (known when the token was read)
+    observed: Observed | None = field(default=None, repr=False, compare=False)  # what it was decided on
 
 
 # ---------------------------------------------------------------------------- the rules
@@ -221,86 +239,141 @@ def needs_last_token(stack: StackState | None, now: datetime, force: bool = Fals
     return (stack.status == ROLLED_BACK and not force) or (rollout is not None and rollout.overdue(now))
 
 
+def model_parameter_values(version: ModelVersion) -> dict[str, str]:
+    """The two stack parameters that pin a model version."""
+    return {
+        MODEL_URI_PARAMETER: version.uri,
+        MODEL_VERSION_PARAMETER: version.version_id,
+    }
+
+
+def update_parameters(current: Mapping[str, str], new_values: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The Parameters list of an update with UsePreviousTemplate: new values, every other key kept.
+
+    With UsePreviousTemplate, a parameter left out falls back to its Default
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html): list all.
+    """
+    return [
+        {"ParameterKey": key, "ParameterValue": new_values[key]}
+        if key in new_values
+        else {"ParameterKey": key, "UsePreviousValue": True}
+        for key in current
+    ]
+
+
 def decide(seen: Observed) -> Decision:
-    """The decision for what was read."""
+    """The decision for what was read, with everything :func:`aurelius.core.reconcile.act` sends."""
     rollout = seen.stack.rollout() if seen.stack else None
-    try:
-        _check(seen)
-    except tuple(OUTCOME) as state:
-        action = OUTCOME[type(state)]
-        act = Act.CANCEL if action is Action.CANCELLED else Act.NOTHING
-        return Decision(action, str(state), act, type(state).__name__, rollout)
-    assert seen.wanted is not None
+    failed_mark = _failed_mark(seen)
+    found = _finding(seen, failed_mark)
+    if found is not None:
+        finding, reason = found
+        action = OUTCOME[finding]
+        if action is Action.CANCELLED:
+            # The cancel's token names the version whose rollout is cancelled; CloudFormation puts it
+            # on the rollback's events, so `aurelius history` can tell a deadline cancel from a person's.
+            token = cancel_token(seen.last_token, seen.now.timestamp())
+            return Decision(action, reason, Act.CANCEL, finding, rollout, token, observed=seen)
+        return Decision(action, reason, Act.NOTHING, finding, rollout, failed_mark=failed_mark, observed=seen)
+    update = _stack_update(seen)
     return Decision(
         Action.STARTED,
-        f"update started to {seen.wanted.version_id}",
+        f"update started to {update.version.version_id}",
         Act.UPDATE,
         None,
         rollout,
+        request_token(update.kind, update.version.version_id, seen.now.timestamp()),
+        update,
+        failed_mark,
+        seen,
     )
 
 
-def _check(seen: Observed) -> None:
-    """Raise the state that decides; return when the stack should be updated. First match wins."""
+def _failed_mark(seen: Observed) -> bool:
+    return (
+        seen.stack is not None
+        and seen.wanted is not None
+        and seen.stack.status == ROLLED_BACK
+        and token_version_digest(seen.last_token) == version_digest(seen.wanted.version_id)
+    )
+
+
+def _stack_update(seen: Observed) -> StackUpdate:
+    stack, wanted = seen.stack, seen.wanted
+    assert stack is not None and wanted is not None
+    in_sync = stack.runs(wanted)
+    kind = "force" if seen.force or seen.pinned else ("refresh" if in_sync else "auto")
+    values = model_parameter_values(wanted)
+    if in_sync and NONCE_PARAMETER in stack.parameters:
+        # A refresh changes nothing else: the nonce is what makes it a change (a new deployment).
+        values[NONCE_PARAMETER] = request_token(kind, wanted.version_id, seen.now.timestamp())
+    return StackUpdate(kind, wanted, values, tuple(update_parameters(stack.parameters, values)), stack.capabilities)
+
+
+def _finding(seen: Observed, failed_mark: bool) -> tuple[Finding, str] | None:  # noqa: C901 (the decision table)
+    """The state that decides, and why; None when the stack should be updated. First match wins.
+
+    The one function allowed past the complexity budget: it is the decision table
+    (docs/design.md, "The decision table"), one rule per branch, in the table's order.
+    """
     stack, now = seen.stack, seen.now
     rollout = stack.rollout() if stack else None
     # 1. A stuck rollout is cancelled whatever S3 says, but only if aurelius started it: a
     #    person's update is theirs to stop.
     if stack and rollout and rollout.overdue(now):
         if is_aurelius_update(seen.last_token):
-            raise PastDeadline(
+            return Finding.PAST_DEADLINE, (
                 f"stack is {UPDATING} past its deadline ({rollout.describe(now)}): cancelling; CloudFormation rolls back"
             )
-        raise StackBusy(
+        return Finding.STACK_BUSY, (
             f"stack is {UPDATING} past its deadline ({rollout.describe(now)}), but aurelius did not start this "
             "update: it is never cancelled; the stack status event or the schedule retries"
         )
     # 2. A stack only a person can repair, whatever S3 says.
     if stack and stack.status in NOT_UPDATABLE:
-        raise StackNotUpdatable(f"stack is {stack.status} and cannot be updated; a person must repair it")
+        return Finding.STACK_NOT_UPDATABLE, f"stack is {stack.status} and cannot be updated; a person must repair it"
     # 3. The model object.
     if seen.model_problem is not None:
-        if isinstance(seen.model_problem, ModelMissing):
-            raise ModelMissing(f"{seen.model_problem}; the service keeps its pinned version")
-        raise seen.model_problem
+        finding = PROBLEM_FINDING[type(seen.model_problem)]
+        if finding is Finding.MODEL_MISSING:
+            return finding, f"{seen.model_problem}; the service keeps its pinned version"
+        return finding, str(seen.model_problem)
     wanted = seen.wanted
     assert wanted is not None, "Observed needs wanted or model_problem"
     if wanted.size == 0:
-        raise EmptyModel(f"model object {wanted.uri} version {wanted.version_id} is empty")
+        return Finding.EMPTY_MODEL, f"model object {wanted.uri} version {wanted.version_id} is empty"
     # 4. The stack.
     if stack is None:
-        raise StackMissing(f"service stack {seen.stack_name} missing; deploy it first")
+        return Finding.STACK_MISSING, f"service stack {seen.stack_name} missing; deploy it first"
     if stack.busy:
         running = f" ({rollout.describe(now)})" if rollout else ""
-        raise StackBusy(f"stack is {stack.status}{running}; the stack status event or the schedule retries")
-    in_sync = stack.deployed_version == wanted.version_id and stack.parameters.get(MODEL_URI_PARAMETER) == wanted.uri
-    if in_sync and not seen.refresh:
-        raise InSync("deployed version is the current version")
-    if (
-        not seen.force
-        and stack.status == ROLLED_BACK
-        and token_version_digest(seen.last_token) == version_digest(wanted.version_id)
-    ):
-        raise FailedVersion("this version's rollout rolled back; upload a newer version or force it (aurelius deploy)")
+        return Finding.STACK_BUSY, f"stack is {stack.status}{running}; the stack status event or the schedule retries"
+    if stack.runs(wanted) and not seen.refresh:
+        return Finding.IN_SYNC, "deployed version is the current version"
+    if failed_mark and not seen.force:
+        return Finding.FAILED_VERSION, (
+            "this version's rollout rolled back; upload a newer version or force it (aurelius deploy)"
+        )
     missing = sorted({MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER} - set(stack.parameters))
     if missing:
-        raise NotAnAureliusStack(f"stack has no parameter {missing[0]}: not an aurelius service stack")
+        return Finding.NOT_AN_AURELIUS_STACK, f"stack has no parameter {missing[0]}: not an aurelius service stack"
+    return None
 
 
 # ---------------------------------------------------------------------------- CloudFormation's answers
 def update_refused(message: str) -> Decision | None:
     """The decision when UpdateStack answers ``message`` (None: an unexpected error, raise it)."""
     if "No updates are to be performed" in message:
-        state: Finding = InSync("CloudFormation: no updates are to be performed")
+        finding, reason = Finding.IN_SYNC, "CloudFormation: no updates are to be performed"
     elif "_IN_PROGRESS state" in message:
-        state = StackBusy(message)  # went busy between DescribeStacks and UpdateStack
+        finding, reason = Finding.STACK_BUSY, message  # went busy between DescribeStacks and UpdateStack
     elif "does not exist" in message:
-        state = StackMissing(message)
+        finding, reason = Finding.STACK_MISSING, message
     elif "can not be updated" in message or "cannot be updated" in message:
-        state = StackNotUpdatable(message)
+        finding, reason = Finding.STACK_NOT_UPDATABLE, message
     else:
         return None
-    return Decision(OUTCOME[type(state)], str(state), Act.NOTHING, type(state).__name__)
+    return Decision(OUTCOME[finding], reason, Act.NOTHING, finding)
 
 
 def cancel_refused(message: str) -> Decision | None:
@@ -312,10 +385,8 @@ def cancel_refused(message: str) -> Decision | None:
     cannot be called from current stack status", and its status change runs reconcile again.
     """
     if "cannot be called from current stack status" in message:
-        state = StackBusy(
-            f"the update ended before the cancel ({message}); the stack status event or the schedule retries"
-        )
-        return Decision(OUTCOME[type(state)], str(state), Act.NOTHING, type(state).__name__)
+        reason = f"the update ended before the cancel ({message}); the stack status event or the schedule retries"
+        return Decision(OUTCOME[Finding.STACK_BUSY], reason, Act.NOTHING, Finding.STACK_BUSY)
     return None
 
 

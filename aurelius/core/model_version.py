@@ -11,6 +11,8 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
+from aurelius.core.aws_errors import S3_ACCESS_DENIED, S3_NOT_FOUND, error_code
+
 
 class ModelMissing(Exception):
     """No object at the model key (never uploaded, or deleted)."""
@@ -56,13 +58,13 @@ def current_model_version(s3, bucket: str, key: str, version_id: str | None = No
     try:
         head = s3.head_object(**kwargs)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         # HeadObject has no body, so errors come as bare HTTP codes; a malformed VersionId is a
         # 400 (a 400 without one is some other fault and is raised).
-        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion") or (code == "400" and version_id):
+        if code in S3_NOT_FOUND or (code == "400" and version_id):
             what = f"version {version_id} of " if version_id else ""
             raise ModelMissing(f"no {what}model object at s3://{bucket}/{key}") from None
-        if code in ("403", "AccessDenied", "Forbidden"):
+        if code in S3_ACCESS_DENIED:
             raise ModelAccessDenied(exc, access_denied_reason(bucket, key, version_id)) from None
         raise
     found = head.get("VersionId")

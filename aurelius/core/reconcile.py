@@ -1,12 +1,14 @@
 """The reconcile step: make the service stack run the model version S3 says is current.
 
 Level-triggered (docs/design.md, "The redeploy loop"): an event is only a wake-up call. Every
-call reads what is wanted (HeadObject) and what is deployed (DescribeStacks), asks the one
-decision function (aurelius.core.decision) what to do, and does at most one thing: UpdateStack,
-or CancelUpdateStack for an update of ours stuck past its deadline. So duplicates, reordering
-and bursts cannot deploy an old model, and a busy stack loses nothing. It never waits for the
-rollout (Lambda stops at 15 minutes; a rollout can take longer): CloudFormation and the ECS
-circuit breaker own it, and the stack's status-change event wakes us again.
+call is three steps, each one function: :func:`observe` reads what is wanted (HeadObject) and
+what is deployed (DescribeStacks), :func:`aurelius.core.decision.decide` (pure) says what to do,
+and :func:`act` does at most one thing: UpdateStack, or CancelUpdateStack for an update of ours
+stuck past its deadline. ``aurelius status`` runs the first two, ``aurelius deploy`` all three
+on one observation. So duplicates, reordering and bursts cannot deploy an old model, and a busy
+stack loses nothing. It never waits for the rollout (Lambda stops at 15 minutes; a rollout can
+take longer): CloudFormation and the ECS circuit breaker own it, and the stack's status-change
+event wakes us again.
 
 The handlers map outcomes to logs, metrics and notifications in one place
 (aurelius.core.lambda_runtime).
@@ -22,10 +24,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aurelius.core.aws_errors import error_message
 from aurelius.core.decision import (
-    MODEL_URI_PARAMETER,
-    MODEL_VERSION_PARAMETER,
-    NONCE_PARAMETER,
     Act,
     Action,
     Decision,
@@ -39,12 +39,11 @@ from aurelius.core.decision import (
 from aurelius.core.model_version import (
     ModelAccessDenied,
     ModelMissing,
-    ModelVersion,
     VersioningDisabled,
     current_model_version,
 )
 from aurelius.core.stacks import describe_stack
-from aurelius.core.tokens import cancel_token, last_update_token, request_token
+from aurelius.core.tokens import last_update_token
 
 
 @dataclass(frozen=True)
@@ -72,37 +71,16 @@ class Outcome:
     deployed_version: str | None = None
     stack_status: str | None = None
     token: str | None = None
-    finding: str | None = None  # the named state that decided (aurelius.core.decision), if any
+    finding: str | None = None  # the named state that decided (aurelius.core.decision.Finding), if any
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["action"] = self.action.value
+        data["finding"] = str(self.finding) if self.finding else None
         return data
 
 
-def model_parameter_values(version: ModelVersion) -> dict[str, str]:
-    """The two stack parameters that pin a model version."""
-    return {
-        MODEL_URI_PARAMETER: version.uri,
-        MODEL_VERSION_PARAMETER: version.version_id,
-    }
-
-
-def update_parameters(current: dict[str, str], new_values: dict[str, str]) -> list[dict[str, Any]]:
-    """The Parameters list of an update with UsePreviousTemplate: new values, every other key kept.
-
-    With UsePreviousTemplate, a parameter left out falls back to its Default
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html): list all.
-    Shared by reconcile's UpdateStack and the operator CLI's dry-run change set.
-    """
-    return [
-        {"ParameterKey": key, "ParameterValue": new_values[key]}
-        if key in new_values
-        else {"ParameterKey": key, "UsePreviousValue": True}
-        for key in current
-    ]
-
-
+# ---------------------------------------------------------------------------- observe
 def observe(
     target: Target,
     *,
@@ -112,9 +90,15 @@ def observe(
     force: bool = False,
     refresh: bool = False,
     now: datetime | None = None,
+    failed_mark: bool = False,
 ) -> Observed:
     """Read what the decision needs: the wanted version (or why it cannot be read), the stack,
-    and the newest update's token when the decision will look at it."""
+    and the newest update's token when the decision will look at it. One HeadObject, one
+    DescribeStacks, at most one DescribeStackEvents; nothing else.
+
+    version_id: this version instead of the current one (an operator's forward or back).
+    failed_mark: read the token for a forced deploy too, to show a rolled-back version's mark.
+    """
     now = now or datetime.now(UTC)
     wanted, problem = None, None
     try:
@@ -123,7 +107,8 @@ def observe(
         problem = exc
     described = describe_stack(cfn, target.stack_name)
     stack = StackState.from_description(described) if described else None
-    token = last_update_token(cfn, target.stack_name) if needs_last_token(stack, now, force) else None
+    needed = needs_last_token(stack, now, force and not failed_mark)
+    token = last_update_token(cfn, target.stack_name) if needed else None
     return Observed(
         target.stack_name,
         target.model_uri,
@@ -134,9 +119,65 @@ def observe(
         token,
         force=force,
         refresh=refresh,
+        pinned=version_id is not None,
     )
 
 
+# ---------------------------------------------------------------------------- act
+def act(target: Target, decision: Decision, *, cfn) -> Outcome:
+    """Do what ``decision`` says, with what it carries: at most one write (UpdateStack or
+    CancelUpdateStack). CloudFormation's refusals become their decisions; any other error is raised."""
+    if decision.act is Act.CANCEL:
+        try:
+            cfn.cancel_update_stack(StackName=target.stack_name, ClientRequestToken=decision.token)
+        except ClientError as exc:
+            return _outcome(target, decision, refused=_refused(cancel_refused, exc))
+        return _outcome(target, decision, decision.token)
+    if decision.act is Act.UPDATE:
+        update = decision.update
+        assert update is not None
+        kwargs: dict[str, Any] = {
+            "StackName": target.stack_name,
+            "UsePreviousTemplate": True,
+            "Parameters": list(update.parameters),
+            "Capabilities": list(update.capabilities) or list(target.default_capabilities),
+            "ClientRequestToken": decision.token,
+        }
+        if target.role_arn:
+            kwargs["RoleARN"] = target.role_arn
+        try:
+            cfn.update_stack(**kwargs)
+        except ClientError as exc:
+            return _outcome(target, decision, refused=_refused(update_refused, exc))
+        return _outcome(target, decision, decision.token)
+    return _outcome(target, decision)
+
+
+def _refused(answer: Callable[[str], Decision | None], exc: ClientError) -> Decision:
+    refused = answer(error_message(exc))
+    if refused is None:
+        raise exc
+    return refused
+
+
+def _outcome(target: Target, decision: Decision, token: str | None = None, refused: Decision | None = None) -> Outcome:
+    seen = decision.observed
+    stack = seen.stack if seen else None
+    wanted = seen.wanted if seen else None
+    reported = refused or decision
+    return Outcome(
+        reported.action,
+        reported.reason,
+        target.stack_name,
+        wanted_version=wanted.version_id if wanted else None,
+        deployed_version=stack.deployed_version if stack else None,
+        stack_status=stack.status if stack else None,
+        token=token,
+        finding=reported.finding,
+    )
+
+
+# ---------------------------------------------------------------------------- one step
 def reconcile(
     target: Target,
     *,
@@ -147,82 +188,13 @@ def reconcile(
     refresh: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """One reconcile step. Raises only for unexpected AWS errors (the caller's retry policy).
+    """One reconcile step: observe, decide, act. Raises only for unexpected AWS errors (the
+    caller's retry policy).
 
     version_id: deploy this version instead of the current one (operator forward/back).
     force: deploy even a version marked failed (operator override).
     refresh: start a new ECS deployment even when the version is deployed (moved image tag).
     """
-    now = clock()
-    seen = observe(
-        target,
-        s3=s3,
-        cfn=cfn,
-        version_id=version_id,
-        force=force,
-        refresh=refresh,
-        now=datetime.fromtimestamp(now, UTC),
-    )
-    decision = decide(seen)
-    stack, wanted = seen.stack, seen.wanted
-    known = {
-        "wanted_version": wanted.version_id if wanted else None,
-        "deployed_version": stack.deployed_version if stack else None,
-        "stack_status": stack.status if stack else None,
-    }
-
-    def outcome(result: Decision, token: str | None = None) -> Outcome:
-        return Outcome(
-            result.action,
-            result.reason,
-            target.stack_name,
-            token=token,
-            finding=result.finding,
-            **known,
-        )
-
-    if decision.act is Act.CANCEL:
-        assert stack is not None
-        # The cancel's token names the version whose rollout is cancelled; CloudFormation puts it
-        # on the rollback's events, so `aurelius history` can tell a deadline cancel from a person's.
-        token = cancel_token(seen.last_token, now)
-        try:
-            cfn.cancel_update_stack(StackName=target.stack_name, ClientRequestToken=token)
-        except ClientError as exc:
-            refused = cancel_refused(_error_message(exc))
-            if refused is None:
-                raise
-            return outcome(refused)
-        return outcome(decision, token)
-    if decision.act is not Act.UPDATE:
-        return outcome(decision)
-
-    assert stack is not None and wanted is not None
-    params = dict(stack.parameters)
-    in_sync = params.get(MODEL_VERSION_PARAMETER) == wanted.version_id and params.get(MODEL_URI_PARAMETER) == wanted.uri
-    kind = "force" if force or version_id else ("refresh" if in_sync else "auto")
-    token = request_token(kind, wanted.version_id, now)
-    new_values = model_parameter_values(wanted)
-    if in_sync and NONCE_PARAMETER in params:
-        new_values[NONCE_PARAMETER] = token
-    kwargs: dict[str, Any] = {
-        "StackName": target.stack_name,
-        "UsePreviousTemplate": True,
-        "Parameters": update_parameters(params, new_values),
-        "Capabilities": list(stack.capabilities) or list(target.default_capabilities),
-        "ClientRequestToken": token,
-    }
-    if target.role_arn:
-        kwargs["RoleARN"] = target.role_arn
-    try:
-        cfn.update_stack(**kwargs)
-    except ClientError as exc:
-        refused = update_refused(_error_message(exc))
-        if refused is None:
-            raise
-        return outcome(refused)
-    return outcome(decision, token)
-
-
-def _error_message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", exc))
+    now = datetime.fromtimestamp(clock(), UTC)
+    seen = observe(target, s3=s3, cfn=cfn, version_id=version_id, force=force, refresh=refresh, now=now)
+    return act(target, decide(seen), cfn=cfn)

@@ -16,11 +16,34 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 TOKEN_PATTERN = re.compile(r"^aurelius-(auto|force|refresh)-([0-9a-f]{16})-\d+$")
 CANCEL_TOKEN_PATTERN = re.compile(r"^aurelius-cancel-([0-9a-f]{16}|unknown)-\d+$")
 STACK_RESOURCE_TYPE = "AWS::CloudFormation::Stack"
+
+
+@dataclass(frozen=True)
+class Token:
+    """An aurelius token, read: its kind (auto, force, refresh or cancel) and the version digest
+    (``unknown`` for a cancel whose update had no aurelius token)."""
+
+    kind: str
+    digest: str
+
+    @property
+    def is_update(self) -> bool:
+        return self.kind != "cancel"
+
+
+def parse(token: str | None) -> Token | None:
+    """The one reader of aurelius tokens (None: not one of ours, or no token)."""
+    if match := TOKEN_PATTERN.match(token or ""):
+        return Token(match.group(1), match.group(2))
+    if match := CANCEL_TOKEN_PATTERN.match(token or ""):
+        return Token("cancel", match.group(1))
+    return None
 
 
 def version_digest(version_id: str) -> str:
@@ -38,17 +61,19 @@ def cancel_token(update_token: str | None, now: float) -> str:
 
 
 def is_aurelius_update(token: str | None) -> bool:
-    return bool(TOKEN_PATTERN.match(token or ""))
+    parsed = parse(token)
+    return parsed is not None and parsed.is_update
 
 
 def is_aurelius_cancel(token: str | None) -> bool:
-    return bool(CANCEL_TOKEN_PATTERN.match(token or ""))
+    parsed = parse(token)
+    return parsed is not None and not parsed.is_update
 
 
 def token_version_digest(token: str | None) -> str | None:
     """The version digest an aurelius update token carries (None for any other token)."""
-    match = TOKEN_PATTERN.match(token or "")
-    return match.group(2) if match else None
+    parsed = parse(token)
+    return parsed.digest if parsed is not None and parsed.is_update else None
 
 
 def is_stack_event(event: Mapping[str, Any], stack_name: str) -> bool:

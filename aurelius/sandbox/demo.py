@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aurelius.core.decision import MODEL_VERSION_PARAMETER
+from aurelius.core.decision import MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER
 from aurelius.sandbox import moto_compat
 from aurelius.sandbox.demo_models import BrokenModel, DemoModel
 from aurelius.sandbox.environment import LocalAws, local_aws
@@ -54,8 +54,8 @@ SERVER = REPO / "server"
 # checks the two agree).
 # Read from the stack's parameters: moto loses the environment of revisions made by updates.
 TASK_ENVIRONMENT = {
-    "MODEL_S3_URI": "ModelS3Uri",
-    "MODEL_VERSION_ID": "ModelVersionId",
+    "MODEL_S3_URI": MODEL_URI_PARAMETER,
+    "MODEL_VERSION_ID": MODEL_VERSION_PARAMETER,
     "SERVICE_NAME": "ServiceName",
     "SMOKE_TEST_INSTANCES": "SmokeTestInstances",
     "SMOKE_TEST_EXPECTED": "SmokeTestExpected",
@@ -338,7 +338,7 @@ class Demo:
         return f"exit 1, startup_failed: check '{failed[0].get('check')}' (never healthy)"
 
     def emulate_rollback(self) -> str:
-        previous = {key: self.good_parameters[key] for key in ("ModelS3Uri", "ModelVersionId")}
+        previous = {key: self.good_parameters[key] for key in (MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER)}
         moto_compat.emulate_rollback(
             self.cfn,
             SERVICE_STACK,
@@ -347,7 +347,10 @@ class Demo:
             reason="(emulated) ECS deployment circuit breaker: tasks failed to start; rolling back",
         )
         stack = describe_stack(self.cfn, SERVICE_STACK) or {}
-        if stack.get("StackStatus") != "UPDATE_ROLLBACK_COMPLETE" or self.state().version != previous["ModelVersionId"]:
+        if (
+            stack.get("StackStatus") != "UPDATE_ROLLBACK_COMPLETE"
+            or self.state().version != previous[MODEL_VERSION_PARAMETER]
+        ):
             raise StepFailed(
                 "rollback of v5", f"expected UPDATE_ROLLBACK_COMPLETE on v4, got {stack.get('StackStatus')}"
             )

@@ -71,9 +71,22 @@ def _tag_update_events_with_request_token() -> None:
     CloudFormationResponse.update_stack = update_stack_keeping_token
 
 
+_MODELS: list[type] = []
+
+
 def _cloudwatch_alarms_in_stacks() -> None:
     from moto.cloudformation import parsing
-    from moto.cloudformation.models import CloudFormationBackend
+
+    _stack_alarm_model()
+    _elbv2_full_names()
+    # moto caches its type -> model map on first use.
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+    _created_resources_only()
+
+
+def _stack_alarm_model() -> None:
+    """A CloudFormation model for AWS::CloudWatch::Alarm (moto registers one by defining the class)."""
     from moto.cloudwatch.models import MetricDataQuery, cloudwatch_backends
     from moto.core.common_models import CloudFormationModel
 
@@ -146,6 +159,11 @@ def _cloudwatch_alarms_in_stacks() -> None:
         ) -> None:
             cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
 
+    # moto finds models by CloudFormationModel.__subclasses__(), which holds weak references: keep one.
+    _MODELS.append(StackAlarm)
+
+
+def _elbv2_full_names() -> None:
     # The alarms' dimensions read TargetGroup.TargetGroupFullName, which moto's target group
     # does not answer: "targetgroup/NAME/ID", the end of its ARN, as on AWS.
     from moto.elbv2.models import FakeTargetGroup
@@ -177,9 +195,10 @@ def _cloudwatch_alarms_in_stacks() -> None:
 
     FakeLoadBalancer.get_cfn_attribute = balancer_get_cfn_attribute
 
-    # moto caches its type -> model map on first use.
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
+
+def _created_resources_only() -> None:
+    """DescribeStackResources and ListStackResources leave out the resources moto skipped."""
+    from moto.cloudformation.models import CloudFormationBackend
 
     def created_only(resources: Any) -> list[Any]:
         return [r for r in resources if r is not None]

@@ -3,16 +3,19 @@
 # instance (the no-Docker path behind the classic load balancer).
 #
 # Run as root by the launch template's user data, from the bundle directory (/opt/aurelius),
-# which holds this script, aurelius-model-server.service and server/ (aurelius_server/ and
-# requirements.txt). Environment:
+# which holds this script, aurelius-model-server.service and server/ (aurelius_server/,
+# requirements.txt and model-requirements.txt). Environment:
 #   MODEL_S3_URI      required  s3://bucket/key of the model
 #   MODEL_VERSION_ID  required  the S3 VersionId to serve (the server never loads "latest")
 #   SERVER_PORT       optional  default 8080; 1024-65535 (the service has no capabilities)
 #   AWS_REGION        optional  handed to the service when set
 #   PYTHON            optional  interpreter for the venv, default python3.11 (installed with
 #                               dnf or apt-get when missing)
+#   MODEL_REQUIREMENTS optional  the model's libraries (exact pins), default the bundle's
+#                               server/model-requirements.txt
 #   DESTDIR           optional  install under this root instead of / (packaging and tests)
-# pip must reach PyPI (or PIP_INDEX_URL) to install the pinned boto3 and gunicorn into the venv.
+# pip must reach PyPI (or PIP_INDEX_URL) to install the pinned boto3 and gunicorn, and the
+# model's libraries, into the venv (one resolve: a conflicting pin fails the install).
 # The server runs one gunicorn worker per core of the instance (WORKERS in the environment
 # file overrides; see server/README.md).
 #
@@ -29,6 +32,7 @@ BUNDLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly BUNDLE_DIR
 readonly DESTDIR=${DESTDIR:-}
 PYTHON=${PYTHON:-python3.11}
+MODEL_REQUIREMENTS=${MODEL_REQUIREMENTS:-$BUNDLE_DIR/server/model-requirements.txt}
 
 log() { printf 'install-server: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -58,6 +62,7 @@ check_env_value AWS_REGION "${AWS_REGION:-}"
 for needed in server/aurelius_server/__main__.py server/requirements.txt "$SERVICE.service"; do
     [[ -f $BUNDLE_DIR/$needed ]] || die "the bundle $BUNDLE_DIR has no $needed"
 done
+[[ -f $MODEL_REQUIREMENTS ]] || die "MODEL_REQUIREMENTS '$MODEL_REQUIREMENTS' is not a file (the model's libraries)"
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     [[ $PYTHON == python3.11 ]] || die "PYTHON '$PYTHON' not found"
@@ -81,12 +86,12 @@ if systemctl is-active --quiet "$SERVICE"; then
 fi
 
 # Code and venv: owned by root, readable by the service user, not writable by it.
-log "installing the server and a venv with boto3 and gunicorn into $INSTALL_DIR"
+log "installing the server and a venv with boto3, gunicorn and $MODEL_REQUIREMENTS into $INSTALL_DIR"
 rm -rf "$DESTDIR$INSTALL_DIR"
 install -d -m 0755 "$DESTDIR$INSTALL_DIR" "$DESTDIR$INSTALL_DIR/app"
 "$PYTHON" -m venv "$DESTDIR$INSTALL_DIR/venv"
 "$DESTDIR$INSTALL_DIR/venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check \
-    -r "$BUNDLE_DIR/server/requirements.txt"
+    -r "$BUNDLE_DIR/server/requirements.txt" -r "$MODEL_REQUIREMENTS"
 cp -R "$BUNDLE_DIR/server/aurelius_server" "$DESTDIR$INSTALL_DIR/app/"
 find "$DESTDIR$INSTALL_DIR/app" -name __pycache__ -prune -exec rm -rf {} +
 "$DESTDIR$INSTALL_DIR/venv/bin/python" -m compileall -q "$DESTDIR$INSTALL_DIR/app"

@@ -1,6 +1,6 @@
-"""aurelius model server: serves one pinned version of a pickled model from S3 over HTTP.
+"""aurelius model server: serves one pinned version of a model (pickle, joblib or skops) from S3.
 
-SECURITY: unpickling runs code. Loading a pickle executes whatever the pickle says, with the
+SECURITY: unpickling runs code. Loading a pickle (or a joblib file) executes whatever the pickle says, with the
 server's permissions. This server loads only the object named by MODEL_S3_URI at exactly the
 S3 version MODEL_VERSION_ID (never "latest"), but that is a pin, not a sandbox: whoever can
 write to that bucket (or that key's versions) can run code on the service. Keep write access
@@ -16,24 +16,31 @@ Configuration (environment; server/README.md has the table):
   SHUTDOWN_TIMEOUT_SECONDS         default 20; how long SIGTERM waits for requests in flight
   SERVICE_NAME                     default aurelius-model-server (metrics dimension)
   MODEL_DOWNLOAD_DIR               default the system temp directory
+  MODEL_FORMAT                     default auto (from the content); pickle, joblib or skops forces one
+  MODEL_SKOPS_TRUSTED_TYPES        comma-separated types a skops file may hold beyond skops' defaults
   SMOKE_TEST_INSTANCES, SMOKE_TEST_EXPECTED, SMOKE_TEST_TOLERANCE   see ``smoke``
 
 Endpoints (request and response shapes: see ``payload``):
-  POST /predict   {"instances": [[...], ...]} -> {"predictions": [...]}
+  POST /predict         {"instances": [...]} (rows, named features, scalars) -> {"predictions": [...]}
+  POST /predict_proba   same body, when the model has predict_proba; 404 naming its methods otherwise
   GET  /health    200 once the model is loaded and smoke-tested, 503 while loading or stopping
-  GET  /version   which model is loaded: URI, version id, sha256, S3 checksum, load time
+  GET  /version   which model is loaded: URI, version id, sha256, S3 checksum, load time, format
 
 Modules, one idea each:
   config        environment -> Config (and the s3:// URI parser)
   cpus          how many workers: CPU quota of the cgroup, else the cores
   checksum      S3's stored checksum, verified again over the bytes received
-  loader        HeadObject + ranged download of the pinned version -> checks -> unpickle
+  s3_download   HeadObject + ranged download of the pinned version, hashed in the same pass
+  formats       pickle, joblib or skops, told apart by content, and deserialised
+  pinned_model  download -> verify slot -> deserialise: the LoadedModel
   smoke         the smoke test a model passes before it serves
-  payload       the /predict request and response contract
+  payload       the /predict request and response contract (KServe/TF-Serving V1)
   metrics       CloudWatch embedded metric format fields for the /predict log line
   wsgi          the WSGI application: routing, JSON errors, request log
-  loading       answers 503 on the socket while the model loads
-  workers       gunicorn's gthread worker, adapted (idle connections, read deadline, JSON errors)
+  loading_responder  answers 503 on the socket while the model loads
+  workers       the gunicorn worker: one event loop per process, predict inline, SIGTERM drain
+  http11        HTTP/1.1 on one connection without blocking (httptools): deadlines, limits, WSGI
+  balance       spreads connections evenly over the workers (counts in shared memory)
   gunicorn_app  gunicorn in this process on the bound socket, logs through ``logs``
   logs          one JSON object per line on stdout
   app           the process: bind, load, smoke test, fork workers, drain on SIGTERM

@@ -2,9 +2,10 @@
 hand the socket to gunicorn's pre-forked workers; drain on SIGTERM and exit.
 
 1. ``Config.from_env``; bind and listen on HOST:PORT.
-2. The loading responder (``loading``) answers on that socket: ``/health`` is 503.
-3. A thread downloads, verifies and unpickles the pinned version (``loader``) and runs the
-   smoke test when one is configured (``smoke``); the main thread waits for it or a signal.
+2. The loading responder (``loading_responder``) answers on that socket: ``/health`` is 503.
+3. A thread downloads, verifies and deserialises the pinned version (``pinned_model``) and
+   runs the smoke test when one is configured (``smoke``); the main thread waits for it or a
+   signal. ``Startup`` holds these steps and their one result.
 4. The responder stops; ``gc.freeze()``; gunicorn (``gunicorn_app``) takes the same socket
    (``fd://``) and forks the workers, which answer ``/health`` 200.
 5. SIGTERM: gunicorn closes the socket, each worker answers 503 on ``/health`` for
@@ -27,13 +28,15 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aurelius_server.config import Config, ConfigError
 from aurelius_server.cpus import worker_count
-from aurelius_server.loader import LoadedModel, ModelLoadError, load_model
-from aurelius_server.loading import LoadingResponder
+from aurelius_server.loading_responder import LoadingResponder
 from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event
+from aurelius_server.pinned_model import LoadedModel, load_model
+from aurelius_server.s3_download import ModelLoadError
 from aurelius_server.smoke import SmokeTest, SmokeTestFailed, smoke_test_from_env
 from aurelius_server.wsgi import ModelApp, ServerState
 
@@ -61,12 +64,18 @@ def bind(config: Config) -> socket.socket:
 def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> LoadedModel:
     """Load the pinned version and run its smoke test. Raises ModelLoadError or SmokeTestFailed."""
     started = time.monotonic()
-    loaded = load_model(config.model, config.version_id, s3)
+    loaded = load_model(
+        config.model,
+        config.version_id,
+        s3,
+        model_format=config.model_format,
+        trusted_types=config.skops_trusted_types,
+    )
     log_event(
         logger,
         logging.INFO,
         "model_loaded",
-        f"loaded model {loaded.location} version {loaded.version_id}",
+        f"loaded model {loaded.location} version {loaded.version_id} ({loaded.format})",
         **loaded.describe(),
         size_bytes=loaded.size_bytes,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
@@ -90,131 +99,166 @@ def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> L
     return loaded
 
 
+@dataclass
+class Loaded:
+    model: LoadedModel
+
+
+@dataclass
+class Failed:
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Signalled:
+    name: str
+
+
+class Startup:
+    """bind -> loading responder -> load in a thread -> wait -> one result -> serve (or exit).
+
+    ``run`` returns the exit status; a served model leaves through gunicorn (``serve``).
+    """
+
+    def __init__(self, env: Mapping[str, str], config: Config, smoke: SmokeTest | None):
+        self.env, self.config, self.smoke = env, config, smoke
+        self.state = ServerState()
+        self.app = ModelApp(config, self.state)
+        self._wake = threading.Event()
+        self._loaded: Loaded | Failed | None = None
+        self._signal: Signalled | None = None
+
+    def run(self) -> int:
+        try:
+            listener = bind(self.config)
+        except OSError as exc:
+            startup_failed(
+                self.env,
+                f"cannot serve model {self.config.model} version {self.config.version_id}: "
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc}",
+                reason=str(exc),
+            )
+            return EXIT_FAILURE
+        result = self._load_while_answering(listener)
+        if isinstance(result, Loaded):
+            return self.serve(listener, result.model)
+        listener.close()
+        if isinstance(result, Signalled):
+            log_event(
+                logger, logging.INFO, "signal", f"received {result.name} while loading; stopped", signal=result.name
+            )
+            log_event(logger, logging.INFO, "stopped", "stopped before the model was served")
+            return EXIT_OK
+        startup_failed(self.env, result.message, **result.fields)
+        return EXIT_FAILURE
+
+    def _load_while_answering(self, listener: socket.socket) -> Loaded | Failed | Signalled:
+        """The one result of loading: the model, a failure, or a signal (which wins)."""
+        responder = LoadingResponder(listener, self.app).start()
+        port = listener.getsockname()[1]
+        log_event(
+            logger,
+            logging.INFO,
+            "listening",
+            f"listening on {self.config.host}:{port}; loading the model",
+            host=self.config.host,
+            port=port,
+            model_s3_uri=str(self.config.model),
+            model_version_id=self.config.version_id,
+        )
+        previous = _install_signal_handlers(self._on_signal)
+        # Daemon thread: a SIGTERM during a long download still stops the process promptly.
+        loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        loader.start()
+        while not self._wake.wait(timeout=1.0):
+            pass
+        responder.stop()
+        if self._signal is not None or not isinstance(self._loaded, Loaded):
+            _restore_signal_handlers(previous)
+            return self._signal or self._loaded
+        loader.join()  # finished: no thread of ours is left when gunicorn forks
+        return self._loaded
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._signal is None:
+            self._signal = Signalled(signal.Signals(signum).name)
+        self._wake.set()
+
+    def _load(self) -> None:
+        config = self.config
+        try:
+            self._loaded = Loaded(load_and_check(config, self.smoke))
+        except SmokeTestFailed as exc:
+            self._loaded = Failed(str(exc), {"check": exc.check})
+        except ModelLoadError as exc:
+            self._loaded = Failed(str(exc))
+        except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
+            self._loaded = Failed(
+                f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}"
+            )
+        finally:
+            self._wake.set()
+
+    def serve(self, listener: socket.socket, loaded: LoadedModel) -> int:
+        """Hand the socket, the app and the loaded model to the workers (``gunicorn_app``)."""
+        config, port = self.config, listener.getsockname()[1]
+        self.state.model = loaded
+        workers = worker_count(config.workers)
+        log_event(
+            logger,
+            logging.INFO,
+            "serving",
+            f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
+            workers=workers,
+            threads=config.threads,
+            keepalive_s=config.keepalive,
+            read_timeout_s=config.read_timeout,
+            shutdown_timeout_s=config.shutdown_timeout,
+            port=port,
+        )
+        gc.collect()
+        gc.freeze()  # see gunicorn_app: the model's pages stay shared with the workers
+
+        from aurelius_server.gunicorn_app import (
+            ModelServer,  # only the serving process needs gunicorn
+        )
+
+        def when_ready(_arbiter: Any) -> None:
+            # gunicorn's signal handlers replaced ours now; a signal that reached ours after the
+            # model loaded is passed on to them.
+            if self._signal is not None:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        server = ModelServer(self.app, config, self.state, listener.detach(), workers, when_ready=when_ready)
+        server.run()  # gunicorn's master loop; leaves through sys.exit (0 after SIGTERM)
+        return EXIT_OK
+
+
+def startup_failed(env: Mapping[str, str], message: str, **fields: Any) -> None:
+    """The one ERROR line of a failed start, naming the model URI and version as configured."""
+    log_event(
+        logger,
+        logging.ERROR,
+        "startup_failed",
+        message,
+        model_s3_uri=env.get("MODEL_S3_URI"),
+        model_version_id=env.get("MODEL_VERSION_ID"),
+        **fields,
+    )
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     configure_logging()
-
-    def startup_failed(message: str, **fields: Any) -> None:
-        log_event(
-            logger,
-            logging.ERROR,
-            "startup_failed",
-            message,
-            model_s3_uri=env.get("MODEL_S3_URI"),
-            model_version_id=env.get("MODEL_VERSION_ID"),
-            **fields,
-        )
-
     try:
         config = Config.from_env(env)
         smoke = smoke_test_from_env(env)
     except ConfigError as exc:
         uri, version_id = env.get("MODEL_S3_URI") or "(unset)", env.get("MODEL_VERSION_ID") or "(unset)"
-        startup_failed(f"invalid configuration for model {uri} version {version_id}: {exc}", reason=str(exc))
+        startup_failed(env, f"invalid configuration for model {uri} version {version_id}: {exc}", reason=str(exc))
         return EXIT_CONFIG
-
-    try:
-        listener = bind(config)
-    except OSError as exc:
-        startup_failed(
-            f"cannot serve model {config.model} version {config.version_id}: "
-            f"cannot listen on {config.host}:{config.port}: {exc}",
-            reason=str(exc),
-        )
-        return EXIT_FAILURE
-
-    state = ServerState()
-    app = ModelApp(config, state)
-    responder = LoadingResponder(listener, app).start()
-    port = listener.getsockname()[1]
-    log_event(
-        logger,
-        logging.INFO,
-        "listening",
-        f"listening on {config.host}:{port}; loading the model",
-        host=config.host,
-        port=port,
-        model_s3_uri=str(config.model),
-        model_version_id=config.version_id,
-    )
-
-    wake = threading.Event()
-    outcome: list[LoadedModel] = []
-    failure: list[tuple[str, dict[str, Any]]] = []
-    signalled: list[str] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        signalled.append(signal.Signals(signum).name)
-        wake.set()
-
-    def load() -> None:
-        try:
-            outcome.append(load_and_check(config, smoke))
-        except SmokeTestFailed as exc:
-            failure.append((str(exc), {"check": exc.check}))
-        except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
-            failure.append(
-                (
-                    str(exc)
-                    if isinstance(exc, ModelLoadError)
-                    else f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}",
-                    {},
-                )
-            )
-        finally:
-            wake.set()
-
-    previous = _install_signal_handlers(on_signal)
-    # Daemon thread: a SIGTERM during a long download still stops the process promptly.
-    loader = threading.Thread(target=load, name="model-loader", daemon=True)
-    loader.start()
-    while not wake.wait(timeout=1.0):
-        pass
-    responder.stop()
-    if signalled or failure:
-        listener.close()
-        _restore_signal_handlers(previous)
-        if signalled:
-            log_event(
-                logger, logging.INFO, "signal", f"received {signalled[0]} while loading; stopped", signal=signalled[0]
-            )
-            log_event(logger, logging.INFO, "stopped", "stopped before the model was served")
-            return EXIT_OK
-        message, fields = failure[0]
-        startup_failed(message, **fields)
-        return EXIT_FAILURE
-
-    loader.join()  # finished: no thread of ours is left when gunicorn forks
-    state.model = outcome[0]
-    workers = worker_count(config.workers)
-    log_event(
-        logger,
-        logging.INFO,
-        "serving",
-        f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
-        workers=workers,
-        threads=config.threads,
-        keepalive_s=config.keepalive,
-        read_timeout_s=config.read_timeout,
-        shutdown_timeout_s=config.shutdown_timeout,
-        port=port,
-    )
-    gc.collect()
-    gc.freeze()  # see gunicorn_app: the model's pages stay shared with the workers
-
-    from aurelius_server.gunicorn_app import (
-        ModelServer,  # only the serving process needs gunicorn
-    )
-
-    def when_ready(_arbiter: Any) -> None:
-        # gunicorn's signal handlers replaced ours now; a signal that reached ours after the
-        # model loaded is passed on to them.
-        if signalled:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    server = ModelServer(app, config, state, listener.detach(), workers, when_ready=when_ready)
-    server.run()  # gunicorn's master loop; leaves through sys.exit (0 after SIGTERM)
-    return EXIT_OK
+    return Startup(env, config, smoke).run()
 
 
 def _install_signal_handlers(handler: Any) -> dict[int, Any]:

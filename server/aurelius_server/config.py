@@ -22,6 +22,10 @@ DEFAULT_THREADS = 4
 DEFAULT_KEEPALIVE_SECONDS = 75
 DEFAULT_READ_TIMEOUT_SECONDS = 10.0
 DEFAULT_SERVICE_NAME = "aurelius-model-server"
+# What MODEL_FORMAT may say (``formats`` detects the format from the content when it is auto).
+MODEL_FORMATS = ("auto", "pickle", "joblib", "skops")
+# A fully qualified Python name, as skops.io.get_untrusted_types reports them.
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters,
 # digits, dots and hyphens, starting and ending with a letter or digit.
@@ -75,6 +79,8 @@ class Config:
     keepalive: int = DEFAULT_KEEPALIVE_SECONDS
     read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS
     service_name: str = DEFAULT_SERVICE_NAME
+    model_format: str = "auto"
+    skops_trusted_types: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -94,7 +100,29 @@ class Config:
             keepalive=_integer(env, "KEEPALIVE_SECONDS", DEFAULT_KEEPALIVE_SECONDS, 1, 3600),
             read_timeout=_positive_seconds(env, "READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS),
             service_name=env.get("SERVICE_NAME") or DEFAULT_SERVICE_NAME,
+            model_format=_model_format(env),
+            skops_trusted_types=_trusted_types(env),
         )
+
+
+def _model_format(env: Mapping[str, str]) -> str:
+    raw = env.get("MODEL_FORMAT") or "auto"
+    value = raw.strip().lower()
+    if value not in MODEL_FORMATS:
+        raise ConfigError(f"MODEL_FORMAT {raw!r} is not one of {', '.join(MODEL_FORMATS)}")
+    return value
+
+
+def _trusted_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("MODEL_SKOPS_TRUSTED_TYPES") or ""
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    for name in names:
+        if not _QUALIFIED_NAME.match(name):
+            raise ConfigError(
+                f"MODEL_SKOPS_TRUSTED_TYPES {raw!r}: {name!r} is not a fully qualified type name "
+                "(module.Name, e.g. sklearn.linear_model._logistic.LogisticRegression)"
+            )
+    return names
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

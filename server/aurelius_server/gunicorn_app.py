@@ -1,14 +1,16 @@
-"""gunicorn, run in this process on a socket that is already bound and a model already loaded.
+"""gunicorn as the process manager, run in this process on a socket that is already bound and a
+model already loaded; the workers are ``workers.ModelWorker`` (an event loop each).
 
 The master (this process) holds the loaded model; ``gc.freeze()`` moves every object it has
 to the permanent generation right before each fork, so the collector in a worker never writes
 to (and so never copies) the pages the model lives on. Workers are forked copies: nothing is
-loaded twice.
+loaded twice. Before each fork the master also gives the worker a slot in the shared
+connection counts (``balance``) that spread connections evenly over the workers.
 
-Settings (from ``Config``): workers (``cpus``), ``threads`` per worker, ``keepalive`` longer
-than the load balancer's idle timeout, ``graceful_timeout`` = SHUTDOWN_TIMEOUT_SECONDS. Logs:
-gunicorn's own lines go through the same JSON handler as everything else; the access log is
-off (the application writes one ``request`` line per request).
+Settings (from ``Config``): workers (``cpus``), ``keepalive`` longer than the load balancer's
+idle timeout, ``graceful_timeout`` = SHUTDOWN_TIMEOUT_SECONDS. Logs: gunicorn's own lines go
+through the same JSON handler as everything else; the access log is off (the application
+writes one ``request`` line per request).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLoggerBase
 
+from aurelius_server.balance import ConnectionShares
 from aurelius_server.config import Config
 from aurelius_server.logs import LOGGER_NAME, log_event
 from aurelius_server.wsgi import ServerState
@@ -54,24 +57,19 @@ class JsonGunicornLogger(GunicornLoggerBase):
         super().exception(msg, *args, **kwargs)
 
 
-def honour_connection_close(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """gunicorn drops a ``Connection`` header an application sets; close the connection instead."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if any(name.lower() == "connection" and value.lower() == "close" for name, value in headers):
-                response = getattr(start_response, "__self__", None)  # gunicorn's Response
-                if response is not None and hasattr(response, "force_close"):
-                    response.force_close()
-            return start_response(status, headers, exc_info)
-
-        return app(environ, start)
-
-    return wrapped
+# A worker that has not reported for this long is stuck in one request: the master replaces it.
+# Longer than the load balancer's 60 s idle timeout, after which the client has its 504 anyway.
+WORKER_STUCK_SECONDS = 90
 
 
-def _freeze_before_fork(_arbiter: Any, _worker: Any) -> None:
+def _before_fork(arbiter: Any, worker: Any) -> None:
     gc.freeze()
+    shares = getattr(arbiter.app, "shares", None)
+    if shares is not None:
+        worker.slot = shares.free_slot({getattr(other, "slot", None) for other in arbiter.WORKERS.values()})
+        # Counted as live with no connection while it boots: the workers already running leave
+        # it the next connections rather than taking them all (for at most balance.STALE_SECONDS).
+        shares.publish(worker.slot, 0)
 
 
 def _log_stopped(_arbiter: Any) -> None:
@@ -96,6 +94,7 @@ class ModelServer(BaseApplication):
     ):
         self.application, self.config, self.state = app, config, state
         self.listener_fd, self.workers, self.when_ready = listener_fd, workers, when_ready
+        self.shares = ConnectionShares(workers)  # mapped here, before the forks: shared by the workers
         super().__init__()
 
     def options(self) -> dict[str, Any]:
@@ -103,8 +102,8 @@ class ModelServer(BaseApplication):
             "bind": [f"fd://{self.listener_fd}"],
             "workers": self.workers,
             "worker_class": "aurelius_server.workers.ModelWorker",
-            "threads": self.config.threads,
             "keepalive": self.config.keepalive,
+            "timeout": WORKER_STUCK_SECONDS,
             "graceful_timeout": max(1, math.ceil(self.config.shutdown_timeout)),
             "preload_app": True,
             "logger_class": JsonGunicornLogger,
@@ -114,7 +113,7 @@ class ModelServer(BaseApplication):
             "control_socket_disable": True,
             "proc_name": "aurelius-model-server",
             "worker_tmp_dir": _worker_tmp_dir(),
-            "pre_fork": _freeze_before_fork,
+            "pre_fork": _before_fork,
             "on_exit": _log_stopped,
         }
 
@@ -126,4 +125,4 @@ class ModelServer(BaseApplication):
             self.cfg.set(name, value)
 
     def load(self) -> Callable[..., Iterable[bytes]]:
-        return honour_connection_close(self.application)
+        return self.application

@@ -1,17 +1,24 @@
 """The smoke test: the loaded model proves itself on known input before it takes traffic.
 
-Configuration (environment; no SMOKE_TEST_INSTANCES = no smoke test, as before):
-  SMOKE_TEST_INSTANCES  JSON array of rows, the /predict ``instances`` shape: [[1.0, 2.0], ...]
-  SMOKE_TEST_EXPECTED   optional JSON array, one number per row
+Configuration (environment; no SMOKE_TEST_INSTANCES = no smoke test):
+  SMOKE_TEST_INSTANCES  JSON array of instances, any shape /predict takes (``payload``): rows
+                        [[5.1, 3.5, "red"], ...], named features [{"color": "red", ...}, ...]
+                        or scalars ["free money", ...]
+  SMOKE_TEST_EXPECTED   optional JSON array, one value per instance: a number (compared within
+                        the tolerance), a string or a boolean (compared exactly, e.g. a label)
   SMOKE_TEST_TOLERANCE  optional absolute tolerance, default 1e-6
 
 The model object's S3 user metadata ``aurelius-smoke-expected`` / ``aurelius-smoke-tolerance``
 (same formats) override the two optional values, so expectations travel with the version
 that must meet them.
 
-Checks, in order (the first that fails is named): ``predict`` does not raise (``predict``),
-one result per row (``count``), every result a finite number or a list of them (``finite``),
-each result within the tolerance of its expected value (``expected``).
+The instances are checked for their shape when the configuration is read (exit 2), and against
+the loaded model's columns and width before ``predict`` (check ``instances``).
+
+Checks, in order (the first that fails is named): the instances fit the model
+(``instances``), ``predict`` does not raise (``predict``), one result per row (``count``),
+every result a finite number, a string or a boolean, or a list of them (``finite``), each
+result equal to its expected value, numbers within the tolerance (``expected``).
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aurelius_server.config import ConfigError, non_negative_number
-from aurelius_server.payload import PayloadError, parse_instances, plain
+from aurelius_server.payload import ModelInputs, PayloadError, plain, validate_instances
 
 if TYPE_CHECKING:
-    from aurelius_server.loader import LoadedModel
+    from aurelius_server.pinned_model import LoadedModel
+
+Expected = float | str | bool
 
 DEFAULT_TOLERANCE = 1e-6
 METADATA_EXPECTED = "aurelius-smoke-expected"
@@ -45,8 +54,8 @@ class SmokeTestFailed(Exception):
 
 @dataclass(frozen=True)
 class SmokeTest:
-    instances: list[list[int | float]]
-    expected: list[float] | None = None
+    instances: list[Any]
+    expected: list[Expected] | None = None
     tolerance: float = DEFAULT_TOLERANCE
     source: str = "environment"  # where expected/tolerance came from, for the log
 
@@ -74,7 +83,11 @@ class SmokeTest:
     def run(self, loaded: LoadedModel) -> None:
         """Raises SmokeTestFailed naming the first check that fails."""
         try:
-            raw = loaded.model.predict([list(row) for row in self.instances])
+            batch = validate_instances(self.instances, loaded.inputs)
+        except PayloadError as exc:
+            raise SmokeTestFailed(loaded, "instances", str(exc)) from None
+        try:
+            raw = loaded.model.predict(batch.data)
         except Exception as exc:
             raise SmokeTestFailed(loaded, "predict", f"predict() raised {type(exc).__name__}: {exc}") from None
         results = plain(raw)
@@ -83,11 +96,13 @@ class SmokeTest:
             raise SmokeTestFailed(loaded, "count", f"predict() returned {got} for {len(self.instances)} rows")
         for i, value in enumerate(results):
             if not _finite(value):
-                raise SmokeTestFailed(loaded, "finite", f"result {i} is {value!r}, not a finite number")
+                raise SmokeTestFailed(
+                    loaded, "finite", f"result {i} is {value!r}, not a finite number, a string or a boolean"
+                )
         if self.expected is None:
             return
         for i, (value, expected) in enumerate(zip(results, self.expected, strict=True)):
-            if isinstance(value, list) or abs(value - expected) > self.tolerance:
+            if not _matches(value, expected, self.tolerance):
                 raise SmokeTestFailed(
                     loaded,
                     "expected",
@@ -104,8 +119,9 @@ def smoke_test_from_env(env: Mapping[str, str]) -> SmokeTest | None:
             if value:
                 raise ConfigError(f"{name} is set but SMOKE_TEST_INSTANCES is not (the rows to predict)")
         return None
+    instances = _json("SMOKE_TEST_INSTANCES", raw_instances)
     try:
-        instances = parse_instances(json.dumps({"instances": _json("SMOKE_TEST_INSTANCES", raw_instances)}).encode())
+        validate_instances(instances, ModelInputs(), build=False)  # the shape; the model's columns once it loads
     except PayloadError as exc:
         raise ConfigError(f"SMOKE_TEST_INSTANCES {raw_instances!r}: {exc}") from None
     try:
@@ -127,23 +143,35 @@ def _reject(name: str, raw: str, constant: str) -> Any:
     raise ConfigError(f"{name} {raw!r}: {constant} is not a finite number")
 
 
-def _expected(name: str, raw: str, rows: int) -> list[float]:
+def _expected(name: str, raw: str, rows: int) -> list[Expected]:
     try:
         values = json.loads(raw, parse_constant=lambda constant: float("nan"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name} {raw!r} is not valid JSON: {exc}") from None
-    if not isinstance(values, list) or not all(_number(v) and math.isfinite(v) for v in values):
-        raise ValueError(f"{name} {raw!r} must be a JSON array of finite numbers, one per smoke test row")
+    if not isinstance(values, list) or not all(_scalar(v) for v in values):
+        raise ValueError(
+            f"{name} {raw!r} must be a JSON array of finite numbers, strings or booleans, one per smoke test row"
+        )
     if len(values) != rows:
         raise ValueError(f"{name} {raw!r} has {len(values)} values for {rows} smoke test rows")
-    return [float(v) for v in values]
+    return [float(v) if _number(v) else v for v in values]
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool)) or (_number(value) and math.isfinite(value))
+
+
 def _finite(value: Any) -> bool:
     if isinstance(value, list):
         return bool(value) and all(_finite(item) for item in value)
-    return _number(value) and math.isfinite(value)
+    return _scalar(value)
+
+
+def _matches(value: Any, expected: Expected, tolerance: float) -> bool:
+    if _number(expected):
+        return _number(value) and abs(value - expected) <= tolerance
+    return type(value) is type(expected) and value == expected

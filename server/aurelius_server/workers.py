@@ -1,16 +1,28 @@
-"""gunicorn's threaded worker (gthread), with three changes this server needs.
+"""The gunicorn worker: one event loop per process that reads requests without blocking and
+answers them inline.
 
-1. A new connection waits for its first byte in the worker's poller, not in a thread.
-   gunicorn hands a freshly accepted connection to a pool thread, which waits up to 5 s for
-   data before parking it: 200 connections that send nothing would hold every thread and
-   keep ``/health`` waiting for minutes. Here it is parked at once (for at most the
-   keep-alive time) and only a connection with bytes to read takes a thread.
-2. A request must arrive whole within ``READ_TIMEOUT_SECONDS`` of its first byte (headers and
-   body together; a body that trickles in is cut off with 408, headers that stall close the
-   connection). gunicorn's HTTP/1 reads have no timeout of their own.
-3. Errors gunicorn answers itself (a request it cannot parse) are JSON like every other
-   answer, and SIGTERM flips the process's ``ServerState.stopping`` so that ``/health`` answers
-   503 on connections still open while the worker drains.
+Why not gunicorn's ``gthread`` worker (which this server used before): it hands a readable
+connection to a thread that then blocks reading the rest of the request, so 100 clients that
+send their headers a line per second held every thread and nobody else was answered (0
+answers in 2 s); and its threads took turns on the GIL for a 0.2 ms ``predict``. Here:
+
+- one ``selectors`` loop (epoll) per worker holds every connection; bytes are parsed as they
+  come (``http11``), and a request reaches the application only once it is whole. A slow or
+  silent client costs a few bytes, never the worker's time;
+- the application (``predict`` included) runs inline in the loop: one request at a time per
+  process, which is what the GIL allows anyway, without a thread hand-off per request. A
+  ``predict`` that takes long delays the other connections of that worker by as much: scale
+  with workers (one per CPU), not threads;
+- accepts are spread evenly over the workers (``balance``);
+- SIGTERM: the worker closes its copy of the listening socket at once (the master closes its
+  own, so the kernel refuses new connections and resets those still in the backlog instead of
+  leaving them unanswered), ``/health`` answers 503, idle keep-alive connections are closed
+  (a request already waiting on one is answered first, with ``Connection: close``), requests
+  being read or answered finish (``Connection: close``), then the worker exits: within
+  SHUTDOWN_TIMEOUT_SECONDS at most.
+
+gunicorn stays the process manager: the preloaded model in the master, the forks, restarting a
+worker that dies, the graceful-stop timer, the heartbeat.
 """
 
 from __future__ import annotations
@@ -21,67 +33,36 @@ import os
 import selectors
 import socket
 import time
-from functools import partial
 from typing import Any
 
-from gunicorn import util
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.base import Worker
 
+from aurelius_server.balance import ConnectionShares
+from aurelius_server.http11 import Connection, Settings
 from aurelius_server.logs import LOGGER_NAME, log_event
-from aurelius_server.wsgi import error_body
 
 logger = logging.getLogger(LOGGER_NAME)
 
+TICK_SECONDS = 0.1  # deadlines are checked this often; the loop wakes at least this often
+HEARTBEAT_SECONDS = 1.0
+PAUSED_ACCEPT_SECONDS = 0.005  # how soon a worker that holds more connections than another looks again
+OUT_OF_FILES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
-class DeadlineSocket(socket.socket):
-    """A client socket whose blocking reads share one deadline per request.
-
-    gunicorn switches a connection to blocking mode (``setblocking(True)``) each time a
-    thread starts on a request; that starts the clock. Every read then waits at most for
-    what is left of it; writes wait at most ``read_timeout`` each.
-    """
-
-    read_timeout = 10.0
-    _deadline: float | None = None
-
-    def setblocking(self, flag: bool) -> None:
-        if flag:
-            self._deadline = time.monotonic() + self.read_timeout
-            super().settimeout(self.read_timeout)
-        else:
-            self._deadline = None
-            super().setblocking(False)
-
-    def _limit(self) -> None:
-        if self._deadline is not None and self.gettimeout():
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"the request did not arrive within {self.read_timeout:g} s")
-            super().settimeout(remaining)
-
-    def recv(self, *args: Any) -> bytes:
-        self._limit()
-        return super().recv(*args)
-
-    def recv_into(self, *args: Any) -> int:
-        self._limit()
-        return super().recv_into(*args)
+_WAKEUP = object()  # the selector key data of gunicorn's signal wake-up pipe
 
 
-def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    body = error_body(status_int, mesg or reason)
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("latin-1")
-    util.write_nonblock(sock, head + body)
+class ModelWorker(Worker):
+    slot: int | None = None  # set by the master before the fork (gunicorn_app's pre_fork)
 
-
-class ModelWorker(ThreadWorker):
     def init_process(self) -> None:
-        # gunicorn writes an HTML page for a request it cannot parse; this process answers JSON.
-        util.write_error = _write_json_error
-        super().init_process()
+        self.selector = selectors.DefaultSelector()
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.listening: list[socket.socket] = []
+        self.in_app = False  # the loop is inside the application (a predict), not in its own code
+        super().init_process()  # runs run()
+
+    # ---- signals (run between two bytecodes of the loop, or of a predict) -----------------
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.alive:
@@ -95,21 +76,144 @@ class ModelWorker(ThreadWorker):
                 in_flight=self.app.application.in_flight,
                 timeout_s=self.cfg.graceful_timeout,
             )
+            if self.in_app:
+                # At once, even while a long predict runs. Only then: the loop itself may be
+                # in the middle of changing its selector, and closes the listener first thing
+                # when it wakes (the signal wakes it) otherwise.
+                self._stop_listening()
         super().handle_exit(sig, frame)
 
-    def accept(self, listener: socket.socket) -> None:
+    def _stop_listening(self) -> None:
+        for listener in self.listening:
+            try:
+                self.selector.unregister(listener)
+            except (KeyError, ValueError):
+                pass
+            try:
+                listener.close()
+            except OSError:
+                pass
+        self.listening = []
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        shares: ConnectionShares | None = getattr(self.app, "shares", None)
+        config = self.app.config
+        self.listening = [getattr(listener, "sock", listener) for listener in self.sockets]
+        settings = Settings(
+            self._inline,
+            read_timeout=config.read_timeout,
+            keepalive=config.keepalive,
+            max_body_bytes=config.max_body_bytes,
+            server_address=self.listening[0].getsockname()[:2],
+        )
+        for listener in self.listening:
+            listener.setblocking(False)
+            self.selector.register(listener, selectors.EVENT_READ)
+        self.selector.register(self.PIPE[0], selectors.EVENT_READ, _WAKEUP)
+        accepting, paused_until = True, 0.0
+        next_tick = next_heartbeat = drain_deadline = 0.0
+
+        while True:
+            now = time.monotonic()
+            if not self.alive and not self.draining:
+                self.draining = True
+                self._stop_listening()
+                drain_deadline = now + max(0.0, self.cfg.graceful_timeout - 0.5)
+                for connection in list(self.connections):
+                    connection.close_if_idle()
+            if self.draining and (not self.connections or now >= drain_deadline):
+                break
+
+            if self.listening:
+                allowed = now >= paused_until and (
+                    shares is None or shares.may_accept(self.slot, len(self.connections), now)
+                )
+                if allowed != accepting:
+                    for listener in self.listening:
+                        if allowed:
+                            self.selector.register(listener, selectors.EVENT_READ)
+                        else:
+                            self.selector.unregister(listener)
+                    accepting = allowed
+            timeout = TICK_SECONDS if accepting or not self.listening else PAUSED_ACCEPT_SECONDS
+
+            for key, events in self.selector.select(timeout):
+                data = key.data
+                if data is None:
+                    if self.listening:
+                        paused_until = self._accept(key.fileobj, settings, shares)
+                elif data is _WAKEUP:
+                    try:
+                        while os.read(self.PIPE[0], 4096):
+                            pass
+                    except OSError:
+                        pass
+                else:
+                    if events & selectors.EVENT_READ and not data.closed:
+                        data.on_readable()
+                    if events & selectors.EVENT_WRITE and not data.closed:
+                        data.on_writable()
+
+            now = time.monotonic()
+            if shares is not None:
+                shares.publish(self.slot, len(self.connections), now)
+            if now >= next_tick:
+                next_tick = now + TICK_SECONDS
+                for connection in [c for c in self.connections if now >= c.deadline]:
+                    connection.expire(now)
+            if now >= next_heartbeat:
+                next_heartbeat = now + HEARTBEAT_SECONDS
+                self.notify()
+                if self.ppid != os.getppid():
+                    log_event(logger, logging.WARNING, "master_gone", "the master process is gone; exiting")
+                    break
+
+        for connection in list(self.connections):
+            connection.close()
+        self.selector.close()
+
+    def _inline(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.in_app = True
         try:
-            accepted, address = listener.accept()
+            return self.wsgi(environ, start_response)
+        finally:
+            self.in_app = False
+
+    def _accept(self, listener: socket.socket, settings: Settings, shares: ConnectionShares | None) -> float:
+        """Accept one connection (the loop comes back for the next); returns when to look again."""
+        try:
+            sock, address = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return 0.0
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        client = DeadlineSocket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
-        client.read_timeout = self.app.config.read_timeout
-        self.nr_conns += 1
-        conn = TConn(self.cfg, client, address, listener.getsockname())
-        # Park it like a connection whose first wait timed out (see gunicorn's finish_request):
-        # the poller hands it to a thread once it is readable, or closes it after keep-alive.
-        conn.timeout = time.monotonic() + self.cfg.keepalive
-        self.pending_conns.append(conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+            if exc.errno in OUT_OF_FILES:
+                log_event(logger, logging.WARNING, "accept_failed", f"cannot accept a connection: {exc}")
+                return time.monotonic() + 0.1
+            if exc.errno == errno.EBADF:  # closed by SIGTERM meanwhile
+                return 0.0
+            raise
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = Connection(sock, address, settings, self)
+        self.connections.add(connection)
+        self.selector.register(sock, selectors.EVENT_READ, connection)
+        if shares is not None:
+            shares.publish(self.slot, len(self.connections))
+        return 0.0
+
+    # ---- the Owner protocol of http11.Connection ------------------------------------------
+
+    def watch(self, connection: Connection, writable: bool) -> None:
+        # While a response waits for the client to read it, nothing more is read from that
+        # client: a client that sends requests and never reads the answers holds one response.
+        self.selector.modify(connection.sock, selectors.EVENT_WRITE if writable else selectors.EVENT_READ, connection)
+
+    def forget(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        try:
+            self.selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass

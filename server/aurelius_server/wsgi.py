@@ -1,9 +1,9 @@
-"""The WSGI application: three endpoints, JSON everywhere (errors too), one log line per request.
+"""The WSGI application: four endpoints, JSON everywhere (errors too), one log line per request.
 
 Clients never see a stack trace or an exception text from the model: failures are logged
 here and answered with a short JSON error (``{"error": code, "message": text}``).
 
-The same application answers while the model loads (the loading responder, ``loading``) and
+The same application answers while the model loads (``loading_responder``) and
 once it is loaded (gunicorn's workers): ``ServerState`` says which.
 A response that must end its connection (the request body was not read, or the server is
 stopping) carries ``Connection: close``; ``gunicorn_app`` turns that header into gunicorn's
@@ -22,15 +22,10 @@ from http import HTTPStatus
 from typing import Any
 
 from aurelius_server.config import Config
-from aurelius_server.loader import LoadedModel
 from aurelius_server.logs import LOGGER_NAME, log_event
 from aurelius_server.metrics import emf_fields
-from aurelius_server.payload import (
-    ModelOutputError,
-    PayloadError,
-    parse_instances,
-    render_predictions,
-)
+from aurelius_server.payload import ModelOutputError, PayloadError, parse_request, render
+from aurelius_server.pinned_model import LoadedModel
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -60,6 +55,7 @@ class ModelApp:
     # path -> HTTP method -> name of the method that answers it
     ROUTES = {
         "/predict": {"POST": "_predict"},
+        "/predict_proba": {"POST": "_predict_proba"},
         "/health": {"GET": "_health"},
         "/version": {"GET": "_version"},
     }
@@ -146,7 +142,11 @@ class ModelApp:
             raise HttpError(501, "not_implemented", f"method {method!r} is not supported", close=True)
         methods = self.ROUTES.get(path)
         if methods is None:
-            raise HttpError(404, "not_found", f"no such path {path!r}: use POST /predict, GET /health or GET /version")
+            raise HttpError(
+                404,
+                "not_found",
+                f"no such path {path!r}: use POST /predict, POST /predict_proba, GET /health or GET /version",
+            )
         endpoint = methods.get(method)
         if endpoint is None:
             allowed = ", ".join(methods)
@@ -166,17 +166,31 @@ class ModelApp:
         return 200, _json(self._loaded().describe()), {}
 
     def _predict(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        return self._call_model(request, "predict")
+
+    def _predict_proba(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        return self._call_model(request, "predict_proba")
+
+    def _call_model(self, request: _Request, method: str) -> tuple[int, bytes, dict[str, str]]:
         loaded = self._loaded()
+        if method not in loaded.methods:
+            # The body is left unread: this connection cannot carry another request.
+            raise HttpError(
+                404,
+                "method_not_available",
+                f"the model has no {method}(); it has {', '.join(loaded.methods)}",
+                close=True,
+            )
         request.model_version = loaded.version_id
         try:
-            instances = parse_instances(request.read_body(self.config.max_body_bytes))
+            batch = parse_request(request.read_body(self.config.max_body_bytes), loaded.inputs)
         except PayloadError as exc:
             raise HttpError(exc.status, exc.code, str(exc)) from None
         request.validated = True
         try:
             with self.predict_lock:
-                raw = loaded.model.predict(instances)
-            body = render_predictions(raw, len(instances))
+                raw = getattr(loaded.model, method)(batch.data)
+            body = render(raw, batch, method)
         except Exception as exc:
             if isinstance(exc, ModelOutputError):
                 log_event(logger, logging.ERROR, "predict_bad_output", str(exc), model_version_id=loaded.version_id)
@@ -185,9 +199,10 @@ class ModelApp:
                     logger,
                     logging.ERROR,
                     "predict_failed",
-                    "predict() raised",
+                    f"{method}() raised",
                     exc_info=True,
                     model_version_id=loaded.version_id,
+                    method=method,
                 )
             raise HttpError(500, "prediction_failed", "the model could not make a prediction") from None
         return 200, body, {}

@@ -24,8 +24,9 @@ def model_bytes(version: int) -> bytes:
     return pickle.dumps({"kind": "test-model", "version": version})
 
 
-class Sandbox:
-    """Clients and helpers over one mock_aws context."""
+class MotoAccount:
+    """Clients and helpers over one mock_aws account (not the sandbox of aurelius.sandbox: no server,
+    no functions; just moto in this process)."""
 
     def __init__(self):
         self.s3 = boto3.client("s3")
@@ -59,7 +60,7 @@ class Sandbox:
 @pytest.fixture
 def aws():
     with mock_aws():
-        yield Sandbox()
+        yield MotoAccount()
 
 
 @pytest.fixture

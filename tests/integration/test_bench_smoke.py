@@ -50,9 +50,9 @@ def test_small_model_server_bench_run_measures_both_servers_and_the_loaders(tmp_
         text=True,
         timeout=300,
     )
-    # Then it succeeds, and the table compares gunicorn with the previous server and the two loaders
+    # Then it succeeds, and the table compares the event-loop workers with the previous server and the two loaders
     assert done.returncode == 0, done.stdout + done.stderr
     table = output.read_text()
-    assert "(gunicorn gthread)" in table and "(previous stdlib server)" in table
+    assert "(event-loop workers)" in table and "(previous stdlib server)" in table
     assert "2 workers vs 1" in table and "previous loader" in table
     assert "not measured" not in table

@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from aurelius import cli
 from aurelius.core.reconcile import Target, reconcile
+from tests.helpers import CallLog
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
 
 AURELIUS = Path(sys.executable).with_name("aurelius")
@@ -82,6 +84,24 @@ def test_deploy_latest_moves_the_stack_forward_to_a_new_revision(deployed, capsy
     assert deployed.parameters()["ModelVersionId"] == v2
     assert deployed.task_definition_resource().endswith(":2")
     assert status_of(capsys)[0] == 0
+
+
+def test_deploy_reads_the_model_and_the_stack_once_then_acts_on_that_reading(deployed, capsys):
+    # Given version 2 is uploaded, and every AWS call the command makes is logged
+    v2 = deployed.upload(2)
+    calls = CallLog()
+    # When the operator deploys it
+    code = cli.main(
+        ["deploy", "--environment", "local", "--version-id", v2],
+        clients=lambda service, region: calls.watch(boto3.client(service, region_name=region)),
+    )
+    # Then before its one UpdateStack it made one HeadObject and one DescribeStacks (the stack is
+    # healthy, so no events read), plus the version listing the operator is shown
+    assert code == 0, capsys.readouterr()
+    before = calls.before("UpdateStack")
+    assert calls.operations.count("UpdateStack") == 1
+    assert sorted(before) == ["DescribeStacks", "HeadObject", "ListObjectVersions"]
+    assert deployed.parameters()["ModelVersionId"] == v2
 
 
 def test_deploy_version_id_rolls_the_service_back_to_an_older_version(deployed, capsys):

@@ -11,12 +11,12 @@ import sys
 import boto3
 import pytest
 
-from aurelius import cli, doctor
+from aurelius import cli
 from tests.helpers import REPO
 
 
 def run(capsys, *args: str) -> tuple[int, dict]:
-    code = doctor.main(["--environment", "local", "--json", *args])
+    code = cli.main(["doctor", "--environment", "local", "--json", *args])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -29,7 +29,7 @@ def test_empty_account_fails_naming_the_cluster_first(aws, capsys):
     for bucket in ("aurelius-models-local-demo", "aurelius-artifacts-local-demo"):
         aws.s3.delete_bucket(Bucket=bucket)
     # When doctor runs
-    code = doctor.main(["--environment", "local"])
+    code = cli.main(["doctor", "--environment", "local"])
     out = capsys.readouterr().out
     # Then it exits 1 and names the first missing link of the first deploy, with the command that makes it
     assert code == 1
@@ -95,7 +95,10 @@ def test_doctor_reads_only(aws, capsys):
     session = boto3.session.Session()
     session.events.register("before-call.*.*", lambda model, **kwargs: sent.append(model.name))
     # When doctor runs
-    doctor.main(["--environment", "local"], clients=lambda service, region: session.client(service, region_name=region))
+    cli.main(
+        ["doctor", "--environment", "local"],
+        clients=lambda service, region: session.client(service, region_name=region),
+    )
     capsys.readouterr()
     # Then every call was a read
     assert sent

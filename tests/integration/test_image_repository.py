@@ -13,7 +13,7 @@ import json
 import boto3
 import pytest
 
-from aurelius import doctor
+from aurelius.doctor.links import check_image
 from tests.helpers import IMAGE_REPOSITORY_STACK, load_script
 
 SCRIPT = "infra/ecs-service/management-scripts/create-image-repository.py"
@@ -53,7 +53,7 @@ def test_the_printed_image_is_what_doctor_finds_once_pushed(aws, script, capsys)
     )
     ecr = boto3.client("ecr")
     # When doctor looks for it before and after the push
-    before = doctor.check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
+    before = check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -61,7 +61,7 @@ def test_the_printed_image_is_what_doctor_finds_once_pushed(aws, script, capsys)
         "layers": [],
     }
     ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag="0.2.0")
-    after = doctor.check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
+    after = check_image(lambda region: boto3.client("ecr", region_name=region), image, "local")
     # Then it is missing first (with the script as the fix), there after
     assert image == f"{URI}:0.2.0"
     assert before.status == "fail" and "create-image-repository.py --environment local" in before.fix

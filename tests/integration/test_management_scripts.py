@@ -364,11 +364,12 @@ def test_service_script_sends_smoke_test_canary_alarms_and_deadline_and_the_rede
     env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
     assert env["SMOKE_TEST_INSTANCES"] == "[[1,2],[3,4]]" and env["SMOKE_TEST_EXPECTED"] == "[2.5,5.5]"
     assert env["SERVICE_NAME"] == "aurelius-svc-local-demo"
-    # ... and the three deployment alarms exist by their names
+    # ... and the four deployment alarms exist by their names
     alarms = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
     assert sorted(a["AlarmName"] for a in alarms) == [
         "aurelius-alarm-5xx-local-demo",
         "aurelius-alarm-errors-local-demo",
+        "aurelius-alarm-startup-local-demo",
         "aurelius-alarm-unhealthy-local-demo",
     ]
 
@@ -409,21 +410,19 @@ def test_service_script_role_lookup_denied_is_a_note_not_a_failure(scripts, caps
     # moto cannot refuse iam:GetRole: a botocore Stubber stands in and answers AccessDenied.
     import argparse
 
-    from botocore.stub import Stubber
-
     from aurelius.management import ScriptContext
     from aurelius.settings import ServiceSettings, load_environment
+    from tests.stubs import stubbed
 
     iam = boto3.client("iam")
-    stub = Stubber(iam)
-    stub.add_client_error(
-        "get_role", "AccessDenied", "not allowed", expected_params={"RoleName": "aurelius-cfn-role-local-demo"}
-    )
     env = load_environment(scripts["service"].SETTINGS, ServiceSettings, "local")
     ctx = ScriptContext(env, session=None, args=argparse.Namespace(role_arn=None))
     ctx.client = lambda service: iam  # type: ignore[method-assign]
     # When the deploy looks the role up without the right to read it
-    with stub:
+    with stubbed(iam) as stub:
+        stub.add_client_error(
+            "get_role", "AccessDenied", "not allowed", expected_params={"RoleName": "aurelius-cfn-role-local-demo"}
+        )
         role = scripts["service"].service_role_arn(ctx)
     # Then it deploys without a role and says why and what to do
     assert role is None

@@ -214,35 +214,41 @@ class World:
         return result
 
     def run(self, step: tuple) -> None:
-        kind = step[0]
-        if kind == "upload":
-            self.s3.upload()
-            self.pending.append(len(self.s3.versions) - 1)
-        elif kind == "notify" and self.pending:
-            _, choice, keep, form, key = step
-            index = choice % len(self.pending)
-            if not keep:
-                self.pending.pop(index)
-            event = s3_notification(key=key) if form == "s3" else eventbridge_object_created(key=key)
-            self.invoke("redeploy_service", event)
-        elif kind == "bad-upload-event":
-            self.invoke("redeploy_service", step[1])
-        elif kind == "bad-refresh-event":
-            self.invoke("scheduled_refresh", step[1])
-        elif kind == "tick":
-            self.invoke("scheduled_refresh", load_event("schedule"))
-        elif kind == "status-event":
-            self.invoke("scheduled_refresh", status_change(status=step[1]))
-        elif kind == "rollout-finishes":
-            if self.cfn.finish_rollout():
-                self.invoke("scheduled_refresh", status_change())  # EventBridge delivers the change
-        elif kind == "other-update-starts":
-            self.cfn.start_other_update()
-        elif kind == "busy-before-our-next-update":
-            self.cfn.busy_before_next_update = True
-        elif kind == "rollout-stalls":
-            self.cfn.stall()
+        self.steps[step[0]](self, *step[1:])
         self.check()
+
+    def _upload(self) -> None:
+        self.s3.upload()
+        self.pending.append(len(self.s3.versions) - 1)
+
+    def _notify(self, choice: int, keep: bool, form: str, key: str) -> None:
+        if not self.pending:
+            return
+        index = choice % len(self.pending)
+        if not keep:
+            self.pending.pop(index)
+        event = s3_notification(key=key) if form == "s3" else eventbridge_object_created(key=key)
+        self.invoke("redeploy_service", event)
+
+    def _rollout_finishes(self) -> None:
+        if self.cfn.finish_rollout():
+            self.invoke("scheduled_refresh", status_change())  # EventBridge delivers the change
+
+    def _busy_before_our_next_update(self) -> None:
+        self.cfn.busy_before_next_update = True
+
+    steps = {
+        "upload": _upload,
+        "notify": _notify,
+        "bad-upload-event": lambda self, event: self.invoke("redeploy_service", event),
+        "bad-refresh-event": lambda self, event: self.invoke("scheduled_refresh", event),
+        "tick": lambda self: self.invoke("scheduled_refresh", load_event("schedule")),
+        "status-event": lambda self, status: self.invoke("scheduled_refresh", status_change(status=status)),
+        "rollout-finishes": _rollout_finishes,
+        "other-update-starts": lambda self: self.cfn.start_other_update(),
+        "busy-before-our-next-update": _busy_before_our_next_update,
+        "rollout-stalls": lambda self: self.cfn.stall(),
+    }
 
     def check(self) -> None:
         assert self.cfn.violations == []

@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from . import toy_model
-from .helpers import SERVER_DIR, Published, ServerProcess
-
-if str(SERVER_DIR) not in sys.path:
-    sys.path.insert(0, str(SERVER_DIR))  # what PYTHONPATH=server does for `python -m aurelius_server`
+from .helpers import Published, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +93,10 @@ def server_env(aws: Mapping[str, str], published: Published, **settings: Any) ->
 
 def pythonpath_for_toy_model() -> str:
     # Unpickling imports toy_model by its module name (e.g. "tests.server.toy_model"): put the
-    # directory that holds its top-level package on the child's path, next to the server.
+    # directory that holds its top-level package on the child's path (aurelius_server itself
+    # is installed into the venv: `pip install -e server`).
     depth = len(toy_model.__name__.split("."))
-    return os.pathsep.join([str(SERVER_DIR), str(Path(toy_model.__file__).resolve().parents[depth - 1])])
+    return str(Path(toy_model.__file__).resolve().parents[depth - 1])
 
 
 @pytest.fixture
@@ -113,6 +111,37 @@ def start_server(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[.
 
     yield _start
     for server in started:
+        server.terminate(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def session_publish(moto_endpoint: str) -> Callable[..., Published]:
+    """``publish`` for session-scoped fixtures: raw bytes as a new version in one session bucket."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"models-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+    def _publish(body: bytes, key: str = "models/model.pkl", **put_kwargs: Any) -> Published:
+        response = s3.put_object(Bucket=name, Key=key, Body=body, **put_kwargs)
+        return Published(f"s3://{name}/{key}", response["VersionId"], body)
+
+    return _publish
+
+
+@contextmanager
+def serving(moto_endpoint: str, published: Published, cwd: Path, **settings: Any) -> Iterator[ServerProcess]:
+    """A server process for a module- or session-scoped fixture: healthy inside the block, stopped after."""
+    server = ServerProcess(server_env(aws_values(moto_endpoint), published, **settings), cwd=cwd)
+    try:
+        yield server.wait_healthy(timeout=60)
+    finally:
         server.terminate(timeout=30)
 
 

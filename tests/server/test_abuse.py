@@ -4,50 +4,23 @@ HTTP layer cannot parse, keep-alive past its time. Behaviour is asserted, with g
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
 import pytest
 
 from .helpers import call, connect, raw_exchange
+from .slow_clients import read_response, read_until_closed
 from .toy_model import LinearModel
-
-
-def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and how long that took."""
-    started = time.monotonic()
-    sock.settimeout(limit)
-    chunks = []
-    try:
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks), time.monotonic() - started
-
-
-def read_response(sock: socket.socket) -> bytes:
-    """One whole response (headers and a Content-Length body may arrive in separate segments)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture
 def server(publish, start_server):
-    return start_server(
-        publish(LinearModel([1.0, 1.0])), WORKERS=1, THREADS=2, READ_TIMEOUT_SECONDS=1, KEEPALIVE_SECONDS=3
-    )
+    return start_server(publish(LinearModel([1.0, 1.0])), WORKERS=1, READ_TIMEOUT_SECONDS=1, KEEPALIVE_SECONDS=3)
 
 
 def test_200_idle_connections_do_not_keep_health_from_answering_within_a_second(server):
-    # Given 200 connections that were accepted and send nothing (one worker, two threads)
+    # Given 200 connections that were accepted and send nothing (one worker)
     idle = [connect(server.port) for _ in range(200)]
     try:
         time.sleep(0.5)  # let the worker accept them all

@@ -103,3 +103,29 @@ def test_bad_serving_settings_are_refused_naming_the_variable(name, value, rule)
     with pytest.raises(ConfigError, match=name) as raised:
         Config.from_env({**BASE, name: value})
     assert rule in str(raised.value) and repr(value) in str(raised.value)
+
+
+def test_the_model_format_and_skops_trusted_types_come_from_the_environment():
+    # Given no format settings, then both of them
+    default = Config.from_env(BASE)
+    env = {**BASE, "MODEL_FORMAT": "Skops", "MODEL_SKOPS_TRUSTED_TYPES": " numpy.dtype, sklearn.foo._bar.Baz ,"}
+
+    # When read / Then auto-detection is the default, and the settings are normalised
+    assert (default.model_format, default.skops_trusted_types) == ("auto", ())
+    config = Config.from_env(env)
+    assert (config.model_format, config.skops_trusted_types) == ("skops", ("numpy.dtype", "sklearn.foo._bar.Baz"))
+
+
+@pytest.mark.parametrize(
+    "name, value, rule",
+    [
+        ("MODEL_FORMAT", "onnx", "is not one of auto, pickle, joblib, skops"),
+        ("MODEL_SKOPS_TRUSTED_TYPES", "numpy.dtype,dtype", "'dtype' is not a fully qualified type name"),
+        ("MODEL_SKOPS_TRUSTED_TYPES", "os.system; rm", "'os.system; rm' is not a fully qualified type name"),
+    ],
+)
+def test_bad_format_settings_are_refused_naming_the_variable(name, value, rule):
+    # Given a bad format setting / When read / Then a ConfigError names the variable and the rule
+    with pytest.raises(ConfigError, match=name) as raised:
+        Config.from_env({**BASE, name: value})
+    assert rule in str(raised.value)

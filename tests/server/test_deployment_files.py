@@ -71,10 +71,31 @@ def test_dockerfile_is_slim_non_root_with_a_urllib_healthcheck_and_the_module_as
     assert command[:2] == ["python", "-c"] and "urllib.request" in command[2] and "/health" in command[2]
     assert "curl" not in healthcheck
     assert json.loads(by_name["CMD"][-1]) == ["python", "-m", "aurelius_server"]
-    # And the only pip install is the pinned requirements file
+    # And the only pip install is the server's pins and the model's, in one resolve
     pip_installs = re.findall(r"pip install ([^&]+)", " ".join(by_name["RUN"]))
-    assert [args.strip() for args in pip_installs] == ["-r /tmp/requirements.txt"]
+    assert [args.strip() for args in pip_installs] == ["-r /tmp/requirements.txt -r /tmp/model-requirements.txt"]
     assert "requirements.txt /tmp/requirements.txt" in by_name["COPY"]
+
+
+def test_dockerfile_installs_the_model_requirements_file_a_build_argument_may_replace():
+    # Given the Dockerfile
+    instructions = dockerfile_instructions()
+
+    # Then MODEL_REQUIREMENTS defaults to server/model-requirements.txt and is declared before it is copied
+    assert ("ARG", "MODEL_REQUIREMENTS=model-requirements.txt") in instructions
+    copy = ("COPY", "${MODEL_REQUIREMENTS} /tmp/model-requirements.txt")
+    assert instructions.index(("ARG", "MODEL_REQUIREMENTS=model-requirements.txt")) < instructions.index(copy)
+    assert (SERVER_DIR / "model-requirements.txt").is_file()
+
+
+def test_model_requirements_ship_empty_and_any_line_must_be_an_exact_pin():
+    # Given the shipped model-requirements.txt
+    # Then it installs nothing by default (pins() reads name==version lines, and fails on others)
+    assert pins(SERVER_DIR / "model-requirements.txt") == {}
+    # And its example lines pin the versions the tests train with (requirements.lock)
+    lock_pins = pins(ROOT / "requirements.lock")
+    examples = re.findall(r"^#\s+([A-Za-z0-9_.-]+)==(\S+)$", (SERVER_DIR / "model-requirements.txt").read_text(), re.M)
+    assert examples and all(lock_pins.get(canonicalize_name(name)) == version for name, version in examples)
 
 
 def test_server_requirements_are_boto3_gunicorn_and_their_dependencies_pinned_as_in_the_lock():
@@ -84,8 +105,9 @@ def test_server_requirements_are_boto3_gunicorn_and_their_dependencies_pinned_as
 
     # Then every pin matches the lock
     assert {name: lock_pins.get(name) for name in server_pins} == server_pins
-    # And the set is exactly boto3, gunicorn and what they require (no extras), nothing else
-    closure, todo = set(), ["boto3", "gunicorn"]
+    # And the set is exactly boto3, gunicorn, httptools, model-signing, pyOpenSSL, picklescan and what they require
+    # (no extras), nothing else
+    closure, todo = set(), ["boto3", "gunicorn", "httptools", "model-signing", "pyopenssl", "picklescan"]
     while todo:
         name = canonicalize_name(todo.pop())
         if name not in closure:
@@ -135,6 +157,7 @@ def bundle(tmp_path: Path) -> Path:
     shutil.copy(ELB_DIR / "install-server.sh", bundle)
     shutil.copy(ELB_DIR / UNIT_NAME, bundle)
     shutil.copy(SERVER_DIR / "requirements.txt", bundle / "server")
+    shutil.copy(SERVER_DIR / "model-requirements.txt", bundle / "server")
     shutil.copytree(
         SERVER_DIR / "aurelius_server",
         bundle / "server" / "aurelius_server",
@@ -201,9 +224,9 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
     # And the code sits on that PYTHONPATH, the venv got the pinned requirements
     assert (root / "opt/aurelius-model-server/app/aurelius_server/__main__.py").is_file()
     assert (
-        f"venv-python -m pip install --quiet --no-cache-dir --disable-pip-version-check -r {bundle}/server/requirements.txt"
-        in calls
-    )
+        "venv-python -m pip install --quiet --no-cache-dir --disable-pip-version-check "
+        f"-r {bundle}/server/requirements.txt -r {bundle}/server/model-requirements.txt"
+    ) in calls
     # And a system user was created, and the service enabled and (re)started
     assert any(call.startswith("useradd --system") and call.endswith(" aurelius") for call in calls)
     assert [call for call in calls if call.startswith("systemctl") and "is-active" not in call] == [
@@ -213,9 +236,33 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
     ]
 
 
+def test_install_script_installs_another_model_requirements_file_when_told(bundle, tmp_path):
+    # Given a requirements file of the model's own, outside the bundle
+    own = tmp_path / "my-model-requirements.txt"
+    own.write_text("scikit-learn==1.9.1\n")
+
+    # When the install script runs with MODEL_REQUIREMENTS pointing at it
+    result = run_install(
+        bundle, tmp_path, MODEL_S3_URI="s3://models-bucket/m.pkl", MODEL_VERSION_ID="v1", MODEL_REQUIREMENTS=str(own)
+    )
+
+    # Then the venv got that file next to the server's pins
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert f"-r {bundle}/server/requirements.txt -r {own}" in calls
+
+
 @pytest.mark.parametrize(
     "env, message",
     [
+        (
+            {
+                "MODEL_S3_URI": "s3://models-bucket/m.pkl",
+                "MODEL_VERSION_ID": "v1",
+                "MODEL_REQUIREMENTS": "/nonexistent",
+            },
+            "MODEL_REQUIREMENTS '/nonexistent' is not a file",
+        ),
         ({"MODEL_VERSION_ID": "v1"}, "MODEL_S3_URI is not set"),
         ({"MODEL_S3_URI": "https://x/y", "MODEL_VERSION_ID": "v1"}, "is not s3://bucket/key"),
         ({"MODEL_S3_URI": "s3://models-bucket/m.pkl"}, "MODEL_VERSION_ID is not set"),

@@ -12,7 +12,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from aurelius_server.config import parse_s3_uri
-from aurelius_server.loader import ModelLoadError, load_model
+from aurelius_server.pinned_model import load_model
+from aurelius_server.s3_download import ModelLoadError
 
 from .toy_model import LinearModel
 
@@ -68,11 +69,11 @@ def test_a_large_model_is_downloaded_in_ranges_of_the_pinned_version_verified_an
 
 
 def test_a_model_that_fails_to_unpickle_leaves_no_file_behind(publish, s3, tmp_path):
-    # Given bytes that are not a pickle
-    published = publish(b"not a pickle at all")
+    # Given bytes that start like a pickle and are not one
+    published = publish(b"\x80\x04 not a pickle at all")
 
     # When loaded into a download directory, it is refused
-    with pytest.raises(ModelLoadError, match="unpickling failed"):
+    with pytest.raises(ModelLoadError, match="loading the pickle file failed: UnpicklingError"):
         load_model(parse_s3_uri(published.uri), published.version_id, s3, directory=str(tmp_path))
 
     # Then the directory is empty again

@@ -84,15 +84,21 @@ def test_bad_json_is_400(linear, body):
         ({}, '"instances" is missing'),
         ({"instance": [[1, 2]]}, "unexpected key"),
         ({"instances": [[1, 2]], "extra": 1}, "unexpected key"),
-        ({"instances": [1, 2]}, "instances[0] is a JSON number"),
+        ({"instances": [[1, 2], 3]}, "instances[1] is a JSON number and instances[0] an array"),
+        ({"instances": [3, [1, 2]]}, "instances[1] is a JSON array and instances[0] a scalar"),
+        ({"instances": [{"a": 1}, [1]]}, "instances[1] is a JSON array and instances[0] an object"),
         ({"instances": []}, "instances is an empty array"),
         ({"instances": "1,2"}, "instances is a JSON string"),
         ({"instances": [[]]}, "instances[0] is an empty array"),
-        ({"instances": [[1, "2"]]}, "instances[0][1] is a JSON string"),
-        ({"instances": [[1, None]]}, "instances[0][1] is a JSON null"),
-        ({"instances": [[True, 1]]}, "instances[0][0] is a JSON boolean"),
+        ({"instances": [[1, {"a": 2}]]}, "instances[0][1] is a JSON object"),
         ({"instances": [[1, [2]]]}, "instances[0][1] is a JSON array"),
         ({"instances": [[1, 2], [3]]}, "instances[1] has 1 values, instances[0] has 2"),
+        ({"instances": [{"a": 1}, {"b": 2}]}, "instances[1] is missing the column(s) 'a'"),
+        ({"instances": [{"a": 1}, {"a": 2, "b": 2}]}, "instances[1] has the unknown column(s) 'b'"),
+        ({"instances": [{"a": [1]}]}, "instances[0]['a'] is a JSON array"),
+        ({"inputs": {"a": [1, 2], "b": [1]}}, "the inputs columns have different lengths (1, 2)"),
+        ({"inputs": {"a": 1}}, "inputs['a'] is a JSON number"),
+        ({"inputs": [[1, 2]], "instances": [[1, 2]]}, "unexpected key(s) 'inputs'"),
     ],
 )
 def test_wrong_shape_is_422_naming_the_first_problem(linear, document, where):
@@ -133,6 +139,20 @@ def test_body_without_content_length_is_411(linear):
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 411")
     assert json.loads(body)["error"] == "length_required"
+
+
+def test_predict_proba_on_a_model_without_it_is_404_naming_its_methods(linear):
+    # Given a model that has predict() only
+    # When a client asks for probabilities
+    reply = call(linear.port, "POST", "/predict_proba", {"instances": [[1, 2]]})
+
+    # Then the answer is 404, in JSON, naming what the model has, and the connection is not reused
+    assert reply.status == 404
+    assert reply.json == {
+        "error": "method_not_available",
+        "message": "the model has no predict_proba(); it has predict",
+    }
+    assert reply.headers["connection"] == "close"
 
 
 def test_unknown_path_is_404_json(linear):

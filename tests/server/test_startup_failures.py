@@ -13,7 +13,8 @@ import pytest
 
 from aurelius_server.app import main
 from aurelius_server.config import parse_s3_uri
-from aurelius_server.loader import ModelLoadError, load_model
+from aurelius_server.pinned_model import load_model
+from aurelius_server.s3_download import ModelLoadError
 
 from .helpers import log_lines, refuses_connections
 from .toy_model import LinearModel, NotAModel
@@ -83,9 +84,9 @@ def predict_not_callable(publish) -> tuple[str, str]:
         (version_of_another_key, "that version of the object does not exist"),
         (missing_bucket, "the bucket does not exist"),
         (wrong_checksum, "checksum mismatch"),
-        (not_a_pickle, "unpickling failed"),
-        (no_predict, "dict object has no callable predict()"),
-        (predict_not_callable, "NotAModel object has no callable predict()"),
+        (not_a_pickle, "not a recognised model format"),
+        (no_predict, "dict object (pickle) has no callable predict()"),
+        (predict_not_callable, "NotAModel object (pickle) has no callable predict()"),
     ],
     ids=lambda value: getattr(value, "__name__", None),
 )

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
 from aurelius.buckets import BucketUnavailable, ensure_private_bucket
+from tests.stubs import stubbed
 
 
 def test_outside_us_east_1_the_bucket_is_created_in_the_region_it_is_used_from():
     s3 = boto3.client("s3", region_name="eu-west-1")
-    with Stubber(s3) as stub:
+    with stubbed(s3) as stub:
         stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
         stub.add_response(
             "create_bucket",
@@ -47,7 +48,7 @@ def _rest(method: str) -> dict:
 
 def test_a_bucket_name_owned_elsewhere_stops_with_a_clear_error_and_creates_nothing():
     s3 = boto3.client("s3", region_name="us-east-1")
-    with Stubber(s3) as stub:
+    with stubbed(s3) as stub:
         stub.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
         with pytest.raises(BucketUnavailable, match="choose another artifact_bucket"):
             ensure_private_bucket(s3, "taken", "us-east-1")
@@ -56,6 +57,6 @@ def test_a_bucket_name_owned_elsewhere_stops_with_a_clear_error_and_creates_noth
 
 def test_an_existing_bucket_is_left_as_it_is():
     s3 = boto3.client("s3", region_name="us-east-1")
-    with Stubber(s3) as stub:
+    with stubbed(s3) as stub:
         stub.add_response("head_bucket", {}, {"Bucket": "mine"})
         assert ensure_private_bucket(s3, "mine", "us-east-1") == "exists"

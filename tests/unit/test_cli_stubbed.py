@@ -15,12 +15,12 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import ANY
 
 from aurelius import cli
+from aurelius.cli.commands import deploy as deploy_command
 from aurelius.core.tokens import request_token, version_digest
 from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
-from tests.stubs import StubbedAws
+from tests.stubs import STACK_ID, StubbedAws, described_stack
 
 STACK = SERVICE_STACK
-STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/x"
 URI = MODEL_URI
 TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/aurelius-task-local-demo"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -29,23 +29,6 @@ UPLOADED = {"v1": T0 - timedelta(days=2), "v2": T0 - timedelta(days=1), "v3": T0
 
 def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
-
-
-def stack(status: str, version: str, started: datetime | None = None, deadline: int | None = None) -> dict:
-    params = {"ClusterName": "c", "ContainerImage": "img:1", "ModelS3Uri": URI, "ModelVersionId": version}
-    if deadline is not None:
-        params["RolloutDeadlineSeconds"] = str(deadline)
-    found = {
-        "StackName": STACK,
-        "StackId": STACK_ID,
-        "StackStatus": status,
-        "CreationTime": T0,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
-        "Capabilities": ["CAPABILITY_IAM"],
-    }
-    if started is not None:  # LastUpdatedTime: the start of the running update
-        found["LastUpdatedTime"] = started
-    return found
 
 
 def event(
@@ -110,9 +93,7 @@ class Aws(StubbedAws):
 
     # CloudFormation
     def describe(self, status: str, version: str, **running):
-        self.cfn_stub.add_response(
-            "describe_stacks", {"Stacks": [stack(status, version, **running)]}, {"StackName": STACK}
-        )
+        self.describe_stacks(described_stack(status, version, created=T0, **running))
 
     def events(self, events: list[dict], next_token: str | None = None, after: str | None = None):
         answer = {"StackEvents": events, **({"NextToken": next_token} if next_token else {})}
@@ -206,7 +187,6 @@ def dry_run_reads(aws: Aws) -> dict:
     v2 S3's current version); returns the names every change-set call carries."""
     aws.head("v2")
     aws.describe("UPDATE_COMPLETE", "v1")
-    aws.head("v1")
     aws.versions("v1", "v2")
     named = {"StackName": STACK, "ChangeSetName": StartsWith(f"aurelius-dry-run-{version_digest('v2')}-")}
     aws.cfn_stub.add_response(
@@ -269,10 +249,11 @@ def test_deploy_dry_run_whose_change_set_fails_exits_1_with_the_reason_and_delet
     assert "refused" in err and "failed its AllowedPattern" in err
 
 
-def test_deploy_of_an_unknown_version_id_exits_2_before_reading_the_stack(aws, capsys):
-    # Given S3 has no such version of the model object
+def test_deploy_of_an_unknown_version_id_exits_2_and_sends_nothing(aws, capsys):
+    # Given S3 has no such version of the model object (the one observation also reads the stack)
     aws.head_missing("nope")
-    # When / Then: exit 2, a clear message, and no CloudFormation call (Stubber has none queued)
+    aws.describe("UPDATE_COMPLETE", "v1")
+    # When / Then: exit 2, a clear message, and no write (Stubber has none queued)
     code, _, err = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "nope")
     assert code == 2
     assert "unknown model version 'nope'" in err
@@ -283,12 +264,9 @@ def test_deploy_retries_a_failed_version_with_a_force_token_which_clears_its_mar
     failed = [event("UPDATE_ROLLBACK_COMPLETE", 9), event("UPDATE_IN_PROGRESS", 5, token("auto", "v2", 5))]
     aws.head("v2")
     aws.describe("UPDATE_ROLLBACK_COMPLETE", "v1")
-    aws.head("v1")  # the deployed version, for its upload time
-    aws.versions("v1", "v2", "v3")  # forward or back
     aws.events(failed)  # the failed mark
-    # When the operator deploys v2 again: reconcile(force=True) re-reads S3 and the stack, then updates
-    aws.head("v2")
-    aws.describe("UPDATE_ROLLBACK_COMPLETE", "v1")
+    aws.versions("v1", "v2", "v3")  # the deployed version's upload time; forward or back
+    # When the operator deploys v2 again: the update acts on that one observation
     aws.update(StartsWith(f"aurelius-force-{version_digest('v2')}-"))
     aws.describe("UPDATE_IN_PROGRESS", "v2")
     code, out, _ = aws.run(capsys, "deploy", "--environment", "local", "--version-id", "v2")
@@ -300,13 +278,10 @@ def test_deploy_retries_a_failed_version_with_a_force_token_which_clears_its_mar
 
 def test_deploy_wait_exits_1_when_the_update_rolls_back(aws, capsys, monkeypatch):
     # Given a healthy stack on v1 and an update to v2 that CloudFormation rolls back
-    monkeypatch.setattr(cli, "POLL_SECONDS", 0)
+    monkeypatch.setattr(deploy_command, "POLL_SECONDS", 0)
     aws.head("v2")
     aws.describe("UPDATE_COMPLETE", "v1")
-    aws.head("v1")
     aws.versions("v1", "v2", "v3")
-    aws.head("v2")
-    aws.describe("UPDATE_COMPLETE", "v1")
     aws.update(StartsWith(f"aurelius-force-{version_digest('v2')}-"))
     aws.describe("UPDATE_IN_PROGRESS", "v2")
     aws.describe("UPDATE_ROLLBACK_COMPLETE", "v1")
@@ -322,7 +297,6 @@ def test_deploy_latest_when_it_is_already_deployed_sends_no_update(aws, capsys):
     # Given the current version (HeadObject without VersionId) is the deployed one
     aws.head("v2", named=False)
     aws.describe("UPDATE_COMPLETE", "v2")
-    aws.head("v2")
     # When / Then: nothing to do, exit 0, and Stubber saw no UpdateStack
     code, out, _ = aws.run(capsys, "deploy", "--environment", "local", "--latest")
     assert code == 0 and "already deployed" in out

@@ -378,3 +378,57 @@ def test_cancel_refused_because_the_update_just_ended_defers():
     decision = cancel_refused("CancelUpdateStack cannot be called from current stack status")
     assert (decision.action, decision.act, decision.finding) == (Action.DEFERRED, Act.NOTHING, "StackBusy")
     assert cancel_refused("Access Denied") is None
+
+
+# ---------------------------------------------------------------------------- what the act sends
+def test_an_update_decision_carries_the_token_and_every_parameter_the_act_sends():
+    # Given v2 is wanted and the stack runs v1 with one more parameter
+    decision = decide(seen(version("v2"), stack()))
+    # Then the decision holds the whole UpdateStack: an auto token for v2 at the time read, the two
+    # new values, and every other parameter kept
+    update = decision.update
+    assert decision.act is Act.UPDATE and update is not None
+    assert decision.token == request_token("auto", "v2", NOW.timestamp())
+    assert update.kind == "auto" and dict(update.values) == {"ModelS3Uri": MODEL_URI, "ModelVersionId": "v2"}
+    assert list(update.parameters) == [
+        {"ParameterKey": "ClusterName", "UsePreviousValue": True},
+        {"ParameterKey": "ModelS3Uri", "ParameterValue": MODEL_URI},
+        {"ParameterKey": "ModelVersionId", "ParameterValue": "v2"},
+    ]
+    assert update.capabilities == ("CAPABILITY_IAM",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "deployed", "kind"),
+    [
+        ({"force": True}, "v1", "force"),
+        ({"pinned": True}, "v1", "force"),
+        ({}, "v1", "auto"),
+        ({"refresh": True}, "v2", "refresh"),
+        ({"force": True}, "v2", None),
+    ],
+)
+def test_the_token_kind_says_who_asked_and_a_refresh_changes_only_the_nonce(kwargs, deployed, kind):
+    # Given the stack runs `deployed` (with a nonce parameter) and v2 is wanted
+    decision = decide(seen(version("v2"), stack(deployed=deployed, DeploymentNonce="old"), **kwargs))
+    if kind is None:  # in sync and no refresh asked: even a forced deploy has nothing to send
+        assert decision.act is Act.NOTHING and decision.update is None and decision.token is None
+        return
+    # Then the token names who asked; only a refresh puts its token in the nonce (its one change)
+    assert decision.update.kind == kind and decision.token.startswith(f"aurelius-{kind}-")
+    assert decision.update.values.get("DeploymentNonce") == (decision.token if kind == "refresh" else None)
+
+
+def test_a_cancel_decision_carries_the_cancel_token_with_the_updates_digest():
+    decision = decide(seen(stack_state=stack("UPDATE_IN_PROGRESS", "v2", deadline=600), last_token=OURS))
+    assert decision.act is Act.CANCEL and decision.token.startswith("aurelius-cancel-")
+    assert decision.token.split("-")[2] == OURS.split("-")[2]
+
+
+def test_the_failed_mark_is_known_to_a_forced_decision_without_stopping_it():
+    # Given v2's own rollout rolled back, and an operator forces v2
+    decision = decide(
+        seen(version("v2"), stack("UPDATE_ROLLBACK_COMPLETE", "v1"), last_token=ROLLED_BACK_V2, force=True)
+    )
+    # Then it updates, and says the mark is there (aurelius deploy shows it)
+    assert decision.act is Act.UPDATE and decision.failed_mark

@@ -7,6 +7,7 @@ Pure: settings files in tmp_path, the deploy script's parameter builders called 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,12 @@ from aurelius.rollout import (
     Timing,
     circuit_breaker_seconds,
     load_template,
+    longest_good_load_seconds,
     rollout_deadline_seconds,
+    startup_failure_rollback_seconds,
     template_timing,
+    unhealthy_alarm_periods,
+    worst_circuit_breaker_seconds,
 )
 from aurelius.settings import Rollout, ServiceSettings, SettingsError, load_environment
 from tests.helpers import MINIMAL_SERVICE_SETTINGS, REPO, load_script
@@ -160,6 +165,10 @@ def test_rollout_parameters_carry_strategy_canary_alarms_and_deadline(tmp_path, 
         "UnhealthyHostsThreshold": "2",
         "AlarmPeriodSeconds": "30",
         "AlarmEvaluationPeriods": "3",
+        # the default model load (600 s) + 2 healthy checks of 10 s = 620 s: 21 periods of 30 s,
+        # + 1 partial period + the 3 evaluation periods
+        "ModelLoadSeconds": "600",
+        "UnhealthyHostsEvaluationPeriods": "25",
         "RolloutDeadlineSeconds": "1800",
     }
 
@@ -182,47 +191,92 @@ def test_every_parameter_the_script_builds_is_a_template_parameter(tmp_path, scr
 
 def test_template_timing_is_read_from_the_service_template():
     # Given the service template
-    timing = template_timing(load_template(SERVICE_TEMPLATE))
-    # Then the target group's health check and draining and the service's grace are the template's
+    template = load_template(SERVICE_TEMPLATE)
+    timing = template_timing(template)
+    # Then the target group's health check and draining are the template's; the grace period is
+    # the ModelLoadSeconds parameter (its Default, or the settings' value when given)
     assert timing == Timing(
         interval=10,
         healthy_threshold=2,
         unhealthy_threshold=3,
         deregistration_delay=10,
-        grace=60,
+        grace=600,
         maximum_percent=200,
         minimum_healthy_percent=100,
         circuit_breaker=True,
     )
+    assert template_timing(template, model_load_seconds=900).grace == 900
 
 
-def test_derived_deadline_adds_health_bake_draining_breaker_and_margin():
-    # Given the template's timing and a rolling rollout with 2 x 60 s alarm periods
-    timing = Timing(
-        interval=10,
-        healthy_threshold=2,
-        unhealthy_threshold=3,
-        deregistration_delay=10,
-        grace=60,
-        maximum_percent=200,
-        circuit_breaker=True,
-    )
+TEMPLATE_TIMING = Timing(
+    interval=10,
+    healthy_threshold=2,
+    unhealthy_threshold=3,
+    deregistration_delay=10,
+    grace=600,
+    maximum_percent=200,
+    circuit_breaker=True,
+)
+
+
+def test_derived_deadline_is_the_longer_of_a_good_rollout_and_a_rollback_plus_margin():
+    # Given the template's timing (grace = the default 600 s model load) and a rolling rollout
     rolling = Rollout()
     # When the deadline is derived for 3 tasks
-    deadline = rollout_deadline_seconds(rolling, timing, desired=3)
-    # Then it is grace + interval x healthy + alarm window + draining + breaker + margin
-    breaker = circuit_breaker_seconds(timing, 3)
-    # 3 failed tasks trip the breaker; 3 start at once (200 %): one batch of max(grace 60, 3 x 10)
-    assert breaker == 60
-    assert deadline == 60 + 10 * 2 + 120 + 10 + breaker + DEFAULT_MARGIN_SECONDS
+    deadline = rollout_deadline_seconds(rolling, TEMPLATE_TIMING, desired=3)
+    # Then a good version: grace + interval x healthy + alarm window (2 x 60) + draining = 750 s
+    good = 600 + 10 * 2 + 120 + 10
+    # ... a version that hangs: the circuit breaker (3 failed tasks, one batch of 3, each
+    # replaced after the 600 s grace) beats the unhealthy-targets alarm; + draining = 610 s
+    assert circuit_breaker_seconds(TEMPLATE_TIMING, 3) == 600
+    assert deadline == max(good, 600 + 10) + DEFAULT_MARGIN_SECONDS
 
 
 def test_canary_deadline_includes_both_bake_times():
-    # Given the same timing with a canary baking 10 + 10 minutes
-    timing = Timing(interval=10, healthy_threshold=2, unhealthy_threshold=3, deregistration_delay=10, grace=60)
-    rolling, canary = Rollout(), Rollout(strategy="canary", canary_bake_minutes=10, bake_minutes=10)
-    # Then the canary's deadline is longer by exactly the 20 minutes of baking
-    assert rollout_deadline_seconds(canary, timing, 3) - rollout_deadline_seconds(rolling, timing, 3) == 20 * 60
+    # Given a canary baking 10 + 10 minutes
+    canary = Rollout(strategy="canary", canary_bake_minutes=10, bake_minutes=10)
+    # Then its deadline is the good path with both bakes: grace + 2 checks + 20 min + alarm window + draining
+    assert rollout_deadline_seconds(canary, TEMPLATE_TIMING, 3) == (
+        600 + 20 + 20 * 60 + 120 + 10 + DEFAULT_MARGIN_SECONDS
+    )
+
+
+def test_deadline_covers_the_slowest_breaker_over_the_scaling_range():
+    # Given a rolling rollout that may start at any count from 1 to 6 tasks
+    rolling = Rollout(model_load_seconds=60)
+    timing = Timing(
+        interval=10, healthy_threshold=2, unhealthy_threshold=3, deregistration_delay=10, grace=60, circuit_breaker=True
+    )
+    # Then the breaker's worst case is 1 task: 3 failures needed, one task at a time (3 x 60 s) ...
+    assert worst_circuit_breaker_seconds(timing, range(1, 7)) == 3 * 60 == circuit_breaker_seconds(timing, 1)
+    assert circuit_breaker_seconds(timing, 6) == 60
+    # ... and the deadline for the range is at least the one for its worst count
+    assert rollout_deadline_seconds(rolling, timing, range(1, 7)) == rollout_deadline_seconds(rolling, timing, 1)
+    assert rollout_deadline_seconds(rolling, timing, range(1, 7)) >= rollout_deadline_seconds(rolling, timing, 6)
+
+
+@pytest.mark.parametrize("load_seconds", [0, 60, 600, 900, 3600])
+@pytest.mark.parametrize("period", [10, 60, 300])
+def test_a_good_model_loading_for_its_whole_load_time_never_fires_the_unhealthy_alarm(load_seconds, period):
+    # Given a model that loads for exactly model_load_seconds, then passes 2 checks of 10 s
+    rollout = Rollout(model_load_seconds=load_seconds, alarms={"period_seconds": period})
+    timing = Timing(interval=10, healthy_threshold=2, unhealthy_threshold=3, grace=load_seconds)
+    unhealthy_run = load_seconds + 2 * 10
+    # When the alarm's periods are derived
+    periods = unhealthy_alarm_periods(rollout, timing)
+    # Then the most periods that run can breach (partial periods at both ends) stay below them
+    assert math.ceil(unhealthy_run / period) + 1 < periods
+    # ... and the longest good load the settings allow is the configured one
+    assert longest_good_load_seconds(rollout, timing) == load_seconds
+
+
+def test_a_version_that_cannot_start_is_rolled_back_within_five_minutes_for_the_shipped_prod_settings():
+    # Given prod's settings and a model whose server exits 60 s after it starts (cannot load)
+    prod = load_environment(SHIPPED, ServiceSettings, "prod").settings
+    timing = template_timing(load_template(SERVICE_TEMPLATE), prod.rollout.model_load_seconds)
+    # Then the start-up failure alarm rolls it back within 5 minutes, whatever the model load time
+    assert startup_failure_rollback_seconds(timing, failure_after_seconds=60) <= 5 * 60
+    assert prod.rollout.model_load_seconds >= 10 * 60
 
 
 def test_explicit_deadline_wins():

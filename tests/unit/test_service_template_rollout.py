@@ -58,12 +58,19 @@ def resolve(node: Any, conditions: dict[str, bool]) -> Any:
     return node
 
 
-def variant(strategy: str, smoke: bool = False) -> dict[str, Any]:
+def variant(strategy: str, smoke: bool = False, scaling: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The template for one strategy; ``scaling``: what it tracks ({"requests", "cpu"}), empty = off."""
+    canary, requests = strategy == "canary", "requests" in scaling
     conditions = {
-        "IsCanary": strategy == "canary",
+        "IsCanary": canary,
         "HasSmokeTest": smoke,
         "HasSmokeTestExpected": smoke,
         "HasSmokeTestTolerance": smoke,
+        "HasScaling": bool(scaling),
+        "ScalesOnRequests": requests,
+        "ScalesOnRequestsRolling": requests and not canary,
+        "ScalesOnRequestsCanary": requests and canary,
+        "ScalesOnCpu": "cpu" in scaling,
     }
     assert set(conditions) == set(template()["Conditions"]), "a new condition needs a value here"
     return resolve(copy.deepcopy(template()), conditions)
@@ -135,6 +142,9 @@ def test_canary_uses_ecs_native_canary_with_the_settings_parameters():
         "CanaryBakeTimeInMinutes": {"Ref": "CanaryBakeTimeInMinutes"},
     }
     assert config["BakeTimeInMinutes"] == {"Ref": "BakeTimeInMinutes"}
+    # ... and no circuit breaker: ECS documents it for rolling and blue/green only
+    # (deployment-failure-detection.html); StartupFailuresAlarm stands in for it
+    assert "DeploymentCircuitBreaker" not in config
 
 
 def test_canary_gives_ecs_the_alternate_target_group_production_rule_and_role():
@@ -207,22 +217,24 @@ def test_traffic_shifting_role_is_for_ecs_and_writes_only_this_stacks_load_balan
 
 
 @pytest.mark.parametrize("strategy", ["rolling", "canary"])
-def test_the_three_alarms_roll_the_deployment_back(strategy):
+def test_the_four_alarms_roll_the_deployment_back(strategy):
     # Given the service of either strategy
     t = variant(strategy)
     alarms = service(t)["DeploymentConfiguration"]["Alarms"]
-    # Then ECS watches the three alarms, by the names the alarms get, and rolls back on one
+    # Then ECS watches the four alarms, by the names the alarms get, and rolls back on one
     assert alarms["Enable"] is True and alarms["Rollback"] is True
     assert alarms["AlarmNames"] == [
+        {"Ref": "StartupFailuresAlarm"},
         {"Ref": "PredictionErrorRateAlarm"},
         {"Ref": "Target5xxAlarm"},
         {"Ref": "UnhealthyHostsAlarm"},
     ]
     names = {
         logical_id: t["Resources"][logical_id]["Properties"]["AlarmName"]
-        for logical_id in ("PredictionErrorRateAlarm", "Target5xxAlarm", "UnhealthyHostsAlarm")
+        for logical_id in ("StartupFailuresAlarm", "PredictionErrorRateAlarm", "Target5xxAlarm", "UnhealthyHostsAlarm")
     }
     assert names == {
+        "StartupFailuresAlarm": {"Ref": "StartupFailuresAlarmName"},
         "PredictionErrorRateAlarm": {"Ref": "ErrorRateAlarmName"},
         "Target5xxAlarm": {"Ref": "Target5xxAlarmName"},
         "UnhealthyHostsAlarm": {"Ref": "UnhealthyHostsAlarmName"},

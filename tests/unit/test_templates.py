@@ -95,7 +95,24 @@ EXPECTED_PARAMETERS = {
         "ModelS3Uri",
         "ModelVersionId",
         "ServerBundleS3Uri",
+        # issue 18: the load balancer's own subnets and scheme, as in the ECS service stack
+        "LoadBalancerSubnetIds",
+        "LoadBalancerScheme",
     },
+}
+# issue 18: optional VPC endpoints of the cluster; issue 18/20: start-up failures, model load
+# time, and scaling of the service.
+EXPECTED_PARAMETERS["ecs-cluster"] |= {"CreateVpcEndpoints", "EndpointRouteTableIds", "EndpointClientCidr"}
+EXPECTED_PARAMETERS["ecs-service"] |= {
+    "StartupFailuresAlarmName",
+    "ModelLoadSeconds",
+    "UnhealthyHostsEvaluationPeriods",
+    "ScalingMinCapacity",
+    "ScalingMaxCapacity",
+    "ScalingRequestsPerTarget",
+    "ScalingCpuPercent",
+    "ScaleInCooldownSeconds",
+    "ScaleOutCooldownSeconds",
 }
 
 template_names = pytest.mark.parametrize("name", sorted(TEMPLATES))
@@ -294,7 +311,7 @@ def test_cluster_instances_join_the_cluster_and_accept_no_inbound_traffic():
     # Given the cluster template
     template = load("ecs-cluster")
     user_data = only_resource(template, "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"]
-    security_group = only_resource(template, "AWS::EC2::SecurityGroup")["Properties"]
+    security_group = template["Resources"]["InstanceSecurityGroup"]["Properties"]
     # Then each instance writes its cluster into the agent configuration ...
     script = user_data["Fn::Base64"]["Fn::Sub"]
     assert "/etc/ecs/ecs.config" in script and "ECS_CLUSTER=${Cluster}" in script
@@ -313,7 +330,11 @@ def test_service_rolls_out_with_circuit_breaker_and_no_capacity_loss():
     # Then a rollout starts new tasks before stopping old ones, and a failing one rolls back
     assert config["MaximumPercent"] == 200
     assert config["MinimumHealthyPercent"] == 100
-    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    # (rolling only: ECS documents the breaker for rolling and blue/green updates; a canary
+    # has the start-up failure alarm, test_service_template_rollout.py)
+    assert config["DeploymentCircuitBreaker"] == {
+        "Fn::If": ["IsCanary", {"Ref": "AWS::NoValue"}, {"Enable": True, "Rollback": True}]
+    }
 
 
 def test_service_uses_the_cluster_default_capacity_provider_strategy():
@@ -478,3 +499,35 @@ def test_service_roles_are_named_by_parameters_so_pass_role_can_be_scoped():
     for logical_id, role in roles.items():
         name = role["Properties"].get("RoleName")
         assert isinstance(name, dict) and "Ref" in name, logical_id
+
+
+# --- issue 18: networking -----------------------------------------------------------------------
+
+
+def test_cluster_can_create_every_vpc_endpoint_ecs_on_ec2_needs_without_nat():
+    # Given the cluster template's endpoints
+    template = load("ecs-cluster")
+    endpoints = resources_of_type(template, "AWS::EC2::VPCEndpoint")
+    services = {
+        r["Properties"]["ServiceName"]["Fn::Sub"].removeprefix("com.amazonaws.${AWS::Region}.")
+        for r in endpoints.values()
+    }
+    # Then: S3 (gateway: layers and the model), ECR api/dkr, Logs, and the three ECS endpoints
+    # the agent registers and reports through; all optional, the interface ones private-DNS
+    assert services == {"s3", "ecr.api", "ecr.dkr", "logs", "ecs", "ecs-agent", "ecs-telemetry"}
+    assert all(r["Condition"] == "HasVpcEndpoints" for r in endpoints.values())
+    for resource in endpoints.values():
+        props = resource["Properties"]
+        if props["VpcEndpointType"] == "Gateway":
+            assert props["RouteTableIds"] == {"Ref": "EndpointRouteTableIds"}
+        else:
+            assert props["PrivateDnsEnabled"] is True and props["SubnetIds"] == {"Ref": "SubnetIds"}
+    assert template["Parameters"]["CreateVpcEndpoints"]["Default"] == "false"
+
+
+def test_elb_load_balancer_has_its_own_scheme_and_subnets():
+    balancer = only_resource(load("elb"), "AWS::ElasticLoadBalancing::LoadBalancer")["Properties"]
+    assert balancer["Scheme"] == {"Ref": "LoadBalancerScheme"}
+    assert balancer["Subnets"] == {"Ref": "LoadBalancerSubnetIds"}
+    group = only_resource(load("elb"), "AWS::AutoScaling::AutoScalingGroup")["Properties"]
+    assert group["VPCZoneIdentifier"] == {"Ref": "SubnetIds"}

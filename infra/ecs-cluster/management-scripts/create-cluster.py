@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from aurelius.management import ScriptContext, capacity_parameters, run_management_script
 from aurelius.settings import ClusterSettings
@@ -17,6 +18,21 @@ from aurelius.stack_deploy import StackSpec, parameter
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "template.yaml"
 SETTINGS = HERE / "service-settings.yml"
+
+
+def vpc_endpoint_parameters(settings: ClusterSettings) -> list[dict[str, Any]]:
+    endpoints = settings.vpc_endpoints
+    if endpoints is None:
+        return [
+            parameter("CreateVpcEndpoints", "false"),
+            parameter("EndpointRouteTableIds", ""),
+            parameter("EndpointClientCidr", "10.0.0.0/8"),
+        ]
+    return [
+        parameter("CreateVpcEndpoints", "true"),
+        parameter("EndpointRouteTableIds", endpoints.route_table_ids),
+        parameter("EndpointClientCidr", endpoints.client_cidr),
+    ]
 
 
 def build(ctx: ScriptContext[ClusterSettings]) -> StackSpec:
@@ -33,6 +49,7 @@ def build(ctx: ScriptContext[ClusterSettings]) -> StackSpec:
             *capacity_parameters(settings.capacity),
             parameter("TargetCapacityPercent", settings.target_capacity_percent),
             parameter("ImageId", settings.ami_parameter),
+            *vpc_endpoint_parameters(settings),
         ],
         what="ECS cluster",
     )

@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aurelius.core.decision import DEADLINE_PARAMETER, NONCE_PARAMETER
 from aurelius.management import (
     ScriptContext,
     UsageError,
@@ -34,7 +35,7 @@ from aurelius.management import (
     pinned_model_parameters,
     run_management_script,
 )
-from aurelius.rollout import load_template, rollout_deadline_seconds, template_timing
+from aurelius.rollout import load_template, rollout_deadline_seconds, template_timing, unhealthy_alarm_periods
 from aurelius.settings import Environment, ServiceSettings
 from aurelius.stack_deploy import StackSpec, describe_stack, keep_parameter, parameter
 
@@ -64,6 +65,7 @@ def name_parameters(env: Environment[ServiceSettings]) -> list[dict[str, Any]]:
         parameter("ErrorRateAlarmName", names["alarm-errors"]),
         parameter("Target5xxAlarmName", names["alarm-5xx"]),
         parameter("UnhealthyHostsAlarmName", names["alarm-unhealthy"]),
+        parameter("StartupFailuresAlarmName", names["alarm-startup"]),
     ]
 
 
@@ -96,7 +98,11 @@ def rollout_parameters(settings: ServiceSettings) -> list[dict[str, Any]]:
     redeployer's UpdateStack keeps them all (UsePreviousValue).
     """
     rollout, alarms = settings.rollout, settings.rollout.alarms
-    deadline = rollout_deadline_seconds(rollout, template_timing(load_template(TEMPLATE)), settings.desired_count)
+    timing = template_timing(load_template(TEMPLATE), rollout.model_load_seconds)
+    # Any count scaling may leave the service at when a deployment starts (the circuit
+    # breaker's threshold follows the desired count of that moment).
+    counts = range(settings.scaling.min, settings.scaling.max + 1) if settings.scaling else settings.desired_count
+    deadline = rollout_deadline_seconds(rollout, timing, counts)
     return [
         parameter("RolloutStrategy", rollout.strategy),
         parameter("CanaryPercent", f"{rollout.canary_percent:g}"),
@@ -107,7 +113,38 @@ def rollout_parameters(settings: ServiceSettings) -> list[dict[str, Any]]:
         parameter("UnhealthyHostsThreshold", alarms.unhealthy_hosts),
         parameter("AlarmPeriodSeconds", alarms.period_seconds),
         parameter("AlarmEvaluationPeriods", alarms.evaluation_periods),
-        parameter("RolloutDeadlineSeconds", deadline),
+        parameter("ModelLoadSeconds", rollout.model_load_seconds),
+        parameter("UnhealthyHostsEvaluationPeriods", unhealthy_alarm_periods(rollout, timing)),
+        parameter(DEADLINE_PARAMETER, deadline),
+    ]
+
+
+def scaling_parameters(settings: ServiceSettings) -> list[dict[str, Any]]:
+    """DesiredCount and the Scaling* parameters.
+
+    Scaling off: DesiredCount is the settings' desired_count and ScalingMaxCapacity 0. Scaling
+    on: the template leaves DesiredCount out of the service (so no deploy resets the count
+    Application Auto Scaling set); the DesiredCount parameter then only records scaling.min.
+    """
+    scaling = settings.scaling
+    if scaling is None:
+        return [
+            parameter("DesiredCount", settings.desired_count),
+            parameter("ScalingMinCapacity", 1),
+            parameter("ScalingMaxCapacity", 0),
+            parameter("ScalingRequestsPerTarget", ""),
+            parameter("ScalingCpuPercent", ""),
+            parameter("ScaleInCooldownSeconds", 300),
+            parameter("ScaleOutCooldownSeconds", 60),
+        ]
+    return [
+        parameter("DesiredCount", scaling.min),
+        parameter("ScalingMinCapacity", scaling.min),
+        parameter("ScalingMaxCapacity", scaling.max),
+        parameter("ScalingRequestsPerTarget", scaling.requests_per_target or ""),
+        parameter("ScalingCpuPercent", f"{scaling.cpu_percent:g}" if scaling.cpu_percent is not None else ""),
+        parameter("ScaleInCooldownSeconds", scaling.scale_in_cooldown),
+        parameter("ScaleOutCooldownSeconds", scaling.scale_out_cooldown),
     ]
 
 
@@ -151,13 +188,13 @@ def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
             parameter("ContainerPort", settings.container_port),
             parameter("TaskCpu", settings.cpu),
             parameter("TaskMemory", settings.memory),
-            parameter("DesiredCount", settings.desired_count),
+            *scaling_parameters(settings),
             parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
             *smoke_test_parameters(settings),
             *rollout_parameters(settings),
             *pinned_model_parameters(ctx, settings.model, deployed),
             # Only the redeployer's refresh moves the nonce (aurelius.core.reconcile).
-            keep_parameter("DeploymentNonce") if deployed else parameter("DeploymentNonce", "initial"),
+            keep_parameter(NONCE_PARAMETER) if deployed else parameter(NONCE_PARAMETER, "initial"),
         ],
         what="model service",
         # The template names its IAM roles (TaskRoleName, TaskExecutionRoleName).

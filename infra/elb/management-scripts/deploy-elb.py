@@ -6,8 +6,8 @@ Usage: python infra/elb/management-scripts/deploy-elb.py --environment ENV
            [--settings FILE] [--dry-run] [--model-version-id VERSION]
 Exit 0 done, 2 bad settings or arguments (nothing sent to AWS), 1 AWS-side failure.
 
-The bundle (server/aurelius_server, server/requirements.txt, infra/elb/install-server.sh and
-the systemd unit: what install-server.sh checks for) is a
+The bundle (server/aurelius_server, server/requirements.txt and model-requirements.txt,
+infra/elb/install-server.sh and the systemd unit: what install-server.sh checks for) is a
 tar.gz named by its content hash in the settings' artifact_bucket, so an unchanged server
 means an unchanged parameter and no instance replacement. The bucket is created (private,
 encrypted, versioned, TLS only) when it does not exist. A dry run creates and uploads nothing.
@@ -21,6 +21,7 @@ import io
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -44,6 +45,7 @@ BUNDLE_FILES = {
     "install-server.sh": ELB_DIR / "install-server.sh",
     "aurelius-model-server.service": ELB_DIR / "aurelius-model-server.service",
     "server/requirements.txt": REPO / "server" / "requirements.txt",
+    "server/model-requirements.txt": REPO / "server" / "model-requirements.txt",
 }
 SERVER_PACKAGE = REPO / "server" / "aurelius_server"
 
@@ -80,6 +82,19 @@ def upload_bundle(ctx: ScriptContext[ElbSettings]) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def load_balancer_network_parameters(ctx: ScriptContext[ElbSettings]) -> list[dict[str, Any]]:
+    """VpcId and SubnetIds (the instances), LoadBalancerSubnetIds (default: the instances'
+    subnets) and LoadBalancerScheme."""
+    network = ctx.env.settings.network
+    vpc_and_subnets = ctx.network_parameters()
+    instance_subnets = next(p["ParameterValue"] for p in vpc_and_subnets if p["ParameterKey"] == "SubnetIds")
+    return [
+        *vpc_and_subnets,
+        parameter("LoadBalancerSubnetIds", network.load_balancer_subnet_ids or instance_subnets),
+        parameter("LoadBalancerScheme", network.load_balancer_scheme),
+    ]
+
+
 def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
     deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
@@ -89,7 +104,7 @@ def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
             parameter("LoadBalancerName", names["elb"]),
             parameter("AutoScalingGroupName", names["asg"]),
             parameter("LaunchTemplateName", names["lt"]),
-            *ctx.network_parameters(),
+            *load_balancer_network_parameters(ctx),
             parameter("InstanceType", settings.instance_type),
             *capacity_parameters(settings.capacity),
             parameter("ImageId", settings.ami_parameter),

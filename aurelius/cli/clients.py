@@ -1,16 +1,11 @@
-"""What every `aurelius` command shares: the default settings file and the boto3 client factory."""
+"""How every `aurelius` command gets its AWS clients: plain boto3, one session per region."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import boto3
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SETTINGS = REPO / "infra/ecs-service/management-scripts/service-settings.yml"
-DEFAULT_SETTINGS_HELP = "service settings file (default: infra/ecs-service/management-scripts/service-settings.yml)"
 
 # (service, region or None) -> boto3 client. Tests pass one that returns stubbed or fake clients.
 ClientFactory = Callable[[str, "str | None"], Any]

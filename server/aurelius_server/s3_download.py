@@ -1,4 +1,4 @@
-"""Fetch exactly the pinned model version from S3, check it, unpickle it.
+"""Download exactly the pinned model version from S3, hashing it in the same pass.
 
 1. HeadObject with the VersionId and ``ChecksumMode=ENABLED``: the size, S3's stored
    checksum, the user metadata (smoke test expectations), and the version S3 answers for.
@@ -7,23 +7,21 @@
    Memory stays bounded by the chunks in flight, not the model's size.
 3. Read the file once: its length must be the size S3 announced (else "truncated"); sha256
    and S3's stored checksum are computed in the same pass (a mismatch is refused).
-4. Unpickle from the file, require a callable ``predict``, delete the file (always).
+4. ``download`` yields a ``Downloaded`` (path, sha256, size, S3 metadata) and deletes the file
+   when the caller is done with it (``pinned_model`` deserialises it in between).
 
-SECURITY: unpickling runs code. This module loads only the configured bucket, key and
-VersionId (never "latest"), verifies S3's stored checksum when there is one, and records the
-sha256 of the bytes. None of that makes a pickle safe: whoever can write to the model bucket
-can run code on the service. The role needs ``s3:GetObjectVersion`` on the key (GetObject and
-HeadObject with a VersionId check that action).
+The role needs ``s3:GetObjectVersion`` on the key (GetObject and HeadObject with a VersionId
+check that action).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import boto3
@@ -71,25 +69,16 @@ class ModelLoadError(Exception):
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    model: Any
+class Downloaded:
+    """The pinned version's bytes, on disk while ``download``'s block runs, and what S3 said."""
+
+    path: str
     location: S3Location
     version_id: str
-    sha256: str
-    s3_checksum: StoredChecksum | None
-    loaded_at: str
+    sha256: str  # hex, of exactly the bytes in ``path``
     size_bytes: int
+    s3_checksum: StoredChecksum | None
     metadata: dict[str, str] = field(default_factory=dict)  # the object's S3 user metadata
-
-    def describe(self) -> dict[str, Any]:
-        """The GET /version document."""
-        return {
-            "model_s3_uri": str(self.location),
-            "model_version_id": self.version_id,
-            "sha256": self.sha256,
-            "s3_checksum": self.s3_checksum.as_json() if self.s3_checksum else None,
-            "loaded_at": self.loaded_at,
-        }
 
 
 def make_s3_client() -> Any:
@@ -105,21 +94,23 @@ def make_s3_client() -> Any:
     )
 
 
-def load_model(
+@contextmanager
+def download(
     location: S3Location,
     version_id: str,
     s3: Any = None,
     transfer: TransferConfig = TRANSFER,
     directory: str | None = None,
-) -> LoadedModel:
-    """Download, verify and unpickle the pinned version. Raises ModelLoadError."""
+) -> Iterator[Downloaded]:
+    """Download and verify the pinned version; the file is deleted when the block ends.
+
+    Raises ModelLoadError.
+    """
     s3 = s3 if s3 is not None else make_s3_client()
     head = _head(s3, location, version_id)
     directory = directory or os.environ.get("MODEL_DOWNLOAD_DIR") or None
     try:
-        handle = tempfile.NamedTemporaryFile(
-            prefix="aurelius-model-", suffix=".pkl", dir=directory
-        )  # 0600, deleted on close
+        handle = tempfile.NamedTemporaryFile(prefix="aurelius-model-", dir=directory)  # 0600, deleted on close
     except OSError as exc:
         raise ModelLoadError(
             location, version_id, f"cannot create the download file in {directory or tempfile.gettempdir()}: {exc}"
@@ -127,17 +118,7 @@ def load_model(
     with handle:
         _download(s3, location, version_id, handle, transfer)
         sha256, checksum, size = _verify(location, version_id, handle, head)
-        handle.seek(0)
-        try:
-            model = pickle.load(handle)  # runs code: see the module docstring
-        except Exception as exc:
-            raise ModelLoadError(location, version_id, f"unpickling failed: {type(exc).__name__}: {exc}") from exc
-    if not callable(getattr(model, "predict", None)):
-        raise ModelLoadError(
-            location, version_id, f"the unpickled {type(model).__name__} object has no callable predict()"
-        )
-    loaded_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return LoadedModel(model, location, version_id, sha256, checksum, loaded_at, size, dict(head.get("Metadata") or {}))
+        yield Downloaded(handle.name, location, version_id, sha256, size, checksum, dict(head.get("Metadata") or {}))
 
 
 def _head(s3: Any, location: S3Location, version_id: str) -> dict[str, Any]:
