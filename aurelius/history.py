@@ -24,6 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from aurelius.core.decision import StackState, deadline_seconds
+from aurelius.core.model_signature import SignatureStatus, signature_status
+from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
 from aurelius.core.tokens import Token, is_stack_event, parse, version_digest
 from aurelius.formatting import when
 
@@ -248,3 +250,16 @@ def last_deploy(cfn, s3, stack: StackState, bucket: str, key: str) -> Deploy | N
     """The newest model deploy of the stack (an aurelius update, else its creation)."""
     found = read_history(cfn, s3, stack, bucket, key, limit=1)
     return found[0] if found else None
+
+
+def version_signatures(s3, bucket: str, key: str, version_ids: Iterable[str]) -> dict[str, SignatureStatus]:
+    """Whether each version has a signature object. ListObjectVersions carries no metadata, so
+    each distinct version costs a HeadObject (its aurelius-sha256) and one on its sidecar: the
+    callers bound it (``aurelius history --limit``). A version deleted since is left out."""
+    found: dict[str, SignatureStatus] = {}
+    for version_id in dict.fromkeys(version_ids):
+        try:
+            found[version_id] = signature_status(s3, current_model_version(s3, bucket, key, version_id))
+        except (ModelMissing, VersioningDisabled):
+            continue
+    return found

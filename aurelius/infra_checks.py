@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -45,6 +47,38 @@ def pass_role_targets(template: Mapping[str, Any]) -> dict[str, str]:
     return targets
 
 
+class _LongFormLoader(yaml.SafeLoader):
+    """YAML loader that reads CloudFormation short tags as their long form (``!Ref X`` ->
+    ``{"Ref": "X"}``, ``!Condition C`` -> ``{"Condition": "C"}``, ``!GetAtt A.B`` ->
+    ``{"Fn::GetAtt": ["A", "B"]}``, ``!Sub s`` -> ``{"Fn::Sub": s}``)."""
+
+
+def _long_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        value: Any = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_LongFormLoader.add_multi_constructor("!", _long_form)
+
+
+def template_from_body(body: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TemplateBody`` of cloudformation:GetTemplate as a dict with intrinsics in long form,
+    the input ``pass_role_targets`` takes. botocore already decodes a JSON body into a dict; a
+    YAML body arrives as text. IAM: cloudformation:GetTemplate."""
+    if isinstance(body, Mapping):
+        return dict(body)
+    return yaml.load(body, Loader=_LongFormLoader)  # a SafeLoader subclass: safe_load plus the tags
+
+
 def _referenced(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_referenced(item) for item in node)) if node else set()
@@ -65,6 +99,11 @@ SERVICE_LINKED_ROLES = {
     ELB_SERVICE: "AWSServiceRoleForElasticLoadBalancing",
     ECS_SCALING_SERVICE: "AWSServiceRoleForApplicationAutoScaling_ECSService",
 }
+
+
+def service_linked_role_arn(partition: str, account: str, service: str) -> str:
+    """The ARN iam:CreateServiceLinkedRole is authorized on for ``service``'s role."""
+    return f"arn:{partition}:iam::{account}:role/aws-service-role/{service}/{SERVICE_LINKED_ROLES[service]}"
 
 
 def service_linked_role_finding(service: str, exists: bool, can_create: bool) -> Finding:
@@ -321,6 +360,9 @@ class Permission:
     context: Mapping[str, str] = field(default_factory=dict)
 
 
+SAMPLE_DEPLOYMENT_ID = "sampleDeploymentId1"
+
+
 def service_role_update_needs(
     partition: str,
     region: str,
@@ -347,18 +389,28 @@ def service_role_update_needs(
                 "ecs:DescribeServices",
                 "ecs:UpdateService",
                 "ecs:ListServiceDeployments",
-                "ecs:DescribeServiceDeployments",
-                "ecs:StopServiceDeployment",
                 "ecs:TagResource",
                 "ecs:UntagResource",
                 "ecs:ListTagsForResource",
             ),
             f"{ecs}:service/{cluster}/{service}",
         ),
+        # These two act on one deployment of the service (resource type service-deployment in
+        # the ECS service authorization reference); the id is a sample, IAM matches the pattern.
+        Permission(
+            ("ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"),
+            f"{ecs}:service-deployment/{cluster}/{service}/{SAMPLE_DEPLOYMENT_ID}",
+        ),
         Permission(("ecs:RegisterTaskDefinition", "ecs:TagResource"), f"{ecs}:task-definition/{family}:1"),
         Permission(("ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"), "*"),
         *(
             Permission(("iam:PassRole",), role, {"iam:PassedToService": passed_to})
             for role, passed_to in sorted(passed_roles.items())
+        ),
+        # The task definition's handlers also read the roles they pass (iam:GetRole).
+        *(
+            Permission(("iam:GetRole",), role)
+            for role, passed_to in sorted(passed_roles.items())
+            if passed_to == "ecs-tasks.amazonaws.com"
         ),
     ]

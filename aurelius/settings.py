@@ -8,6 +8,7 @@ to a default.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,11 +120,34 @@ class Capacity(_Strict):
         return self
 
 
+# A fully qualified Python name (module.Name), as skops.io.get_untrusted_types reports them.
+QualifiedName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")]
+# The longest value CloudFormation accepts for one parameter
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html, "Parameter value").
+MAX_PARAMETER_BYTES = 4096
+
+
 class ModelLocation(_Strict):
-    """Where the model pickle lives. The bucket must have versioning on."""
+    """Where the model lives (the bucket must have versioning on) and how the server loads it.
+
+    ``format``: ``auto`` (told from the content) or ``pickle``, ``joblib``, ``skops`` to force
+    one (MODEL_FORMAT); ``skops_trusted_types``: types a skops file may hold beyond skops'
+    defaults (MODEL_SKOPS_TRUSTED_TYPES); ``pickle_scan``: ``refuse`` (default) or ``warn`` a
+    pickle or joblib file that imports os, subprocess, eval... (MODEL_PICKLE_SCAN).
+    """
 
     bucket: BucketName
     key: str = Field(min_length=1, max_length=1024)
+    format: Literal["auto", "pickle", "joblib", "skops"] = "auto"
+    skops_trusted_types: list[QualifiedName] = Field(default_factory=list)
+    pickle_scan: Literal["refuse", "warn"] = "refuse"
+
+    @field_validator("skops_trusted_types")
+    @classmethod
+    def _fits_a_parameter(cls, value: list[str]) -> list[str]:
+        if len(",".join(value).encode()) > MAX_PARAMETER_BYTES:
+            raise ValueError(f"longer than {MAX_PARAMETER_BYTES} bytes joined (a CloudFormation parameter value)")
+        return value
 
     @property
     def uri(self) -> str:
@@ -311,6 +335,123 @@ class Scaling(_Strict):
         return self
 
 
+class KeyTrust(_Strict):
+    """Trust ECDSA (P-256, P-384, P-521) public keys: PEM files, relative to the settings file."""
+
+    mode: Literal["key"]
+    public_keys: list[str] = Field(min_length=1)
+
+
+class CertificateTrust(_Strict):
+    """Trust a CA of your own: PEM certificate files (the root at least), relative to the settings file."""
+
+    mode: Literal["certificate"]
+    certificate_chain: list[str] = Field(min_length=1)
+
+
+class SigstoreTrust(_Strict):
+    """Sigstore keyless: the signer's OIDC identity and issuer (the task then needs Sigstore's public services)."""
+
+    mode: Literal["sigstore"]
+    identity: str = Field(min_length=1)
+    issuer: str = Field(pattern=r"^https://\S+$")
+
+
+class Signing(_Strict):
+    """Who may publish a model this environment loads (docs/threat-model.md).
+
+    ``required``: the redeployer skips a version without a signature and the server refuses
+    one whose signature is missing or does not verify. ``trust``: the keys, CA or Sigstore
+    identity to verify with. The files are read, checked and sent (as the stack parameter
+    SigningTrust, the server's MODEL_SIGNING_TRUST) only when this environment is deployed, so
+    an operator fills in prod's key file without the other environments needing it.
+    """
+
+    required: bool = False
+    trust: Annotated[KeyTrust | CertificateTrust | SigstoreTrust, Field(discriminator="mode")] | None = None
+
+    @model_validator(mode="after")
+    def _required_needs_trust(self) -> Signing:
+        if self.required and self.trust is None:
+            raise ValueError("required: true needs trust (the public keys, certificates or Sigstore identity to check)")
+        return self
+
+    def trust_json(self, source: Path, key: str) -> str:
+        """The trust as the server reads it (MODEL_SIGNING_TRUST): compact JSON with the PEM
+        texts, "" without trust. ``key`` is this block's place in ``source`` for errors.
+        Raises SettingsError naming the file, the key and the rule."""
+        trust = self.trust
+        if trust is None:
+            return ""
+        if isinstance(trust, SigstoreTrust):
+            document: dict[str, Any] = {"mode": "sigstore", "identity": trust.identity, "issuer": trust.issuer}
+        elif isinstance(trust, KeyTrust):
+            document = {
+                "mode": "key",
+                "public_keys": [
+                    _public_key_pem(source, f"{key}.trust.public_keys.{i}", name)
+                    for i, name in enumerate(trust.public_keys)
+                ],
+            }
+        else:
+            document = {
+                "mode": "certificate",
+                "certificate_chain": [
+                    pem
+                    for i, name in enumerate(trust.certificate_chain)
+                    for pem in _certificate_pems(source, f"{key}.trust.certificate_chain.{i}", name)
+                ],
+            }
+        text = json.dumps(document, separators=(",", ":"))
+        if len(text.encode()) > MAX_PARAMETER_BYTES:
+            raise SettingsError(
+                source,
+                f"{key}.trust",
+                f"the trust material is {len(text.encode())} bytes as JSON; a CloudFormation parameter value holds "
+                f"at most {MAX_PARAMETER_BYTES}: trust fewer keys, or only your CA's root certificate "
+                "(the signature carries the signing certificate and its intermediates)",
+            )
+        return text
+
+
+def _trust_file(source: Path, key: str, name: str) -> bytes:
+    path = Path(name) if Path(name).is_absolute() else Path(source).resolve().parent / name
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(source, key, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _public_key_pem(source: Path, key: str, name: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    data = _trust_file(source, key, name)  # a SettingsError of its own (SettingsError is a ValueError)
+    try:
+        public = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise SettingsError(source, key, f"{name} is not a PEM public key") from None
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in _SIGNING_CURVES:
+        raise SettingsError(source, key, f"{name}: model signing keys are ECDSA P-256, P-384 or P-521")
+    # Re-encoded: only the key itself, whatever comments the file had (the parameter is small).
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _certificate_pems(source: Path, key: str, name: str) -> list[str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = _trust_file(source, key, name)
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise SettingsError(source, key, f"{name} holds no PEM certificate") from None
+    return [certificate.public_bytes(serialization.Encoding.PEM).decode() for certificate in certificates]
+
+
+_SIGNING_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what model-signing 1.1.1 verifies
+
+
 class ServiceSettings(EnvironmentSettings):
     cluster_name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
     image: str = Field(min_length=1)
@@ -327,6 +468,7 @@ class ServiceSettings(EnvironmentSettings):
     # count between scaling.min and scaling.max, and no deploy ever sets it (the template omits
     # DesiredCount).
     scaling: Scaling | None = None
+    signing: Signing = Field(default_factory=Signing)
     # A new settings key that reaches the container: a field here, a parameter in
     # infra/ecs-service/template.yaml (under an "Environment" entry of the container) and one
     # parameter(...) line in deploy-service.py's build().
@@ -380,12 +522,32 @@ class ElbSettings(EnvironmentSettings):
     model: ModelLocation
     # Bucket for the server bundle the instances install from (deploy-elb.py uploads it there).
     artifact_bucket: BucketName
+    signing: Signing = Field(default_factory=Signing)
 
     name_types: ClassVar[tuple[str, ...]] = ("elb", "asg", "lt")
     stack_type: ClassVar[str] = "elb-stack"
 
 
 S = TypeVar("S", bound=EnvironmentSettings)
+
+
+def model_loading_values(env: Environment[ServiceSettings] | Environment[ElbSettings]) -> dict[str, str]:
+    """The stack parameters that tell the server how to load the model and whom to trust
+    (ModelFormat, SkopsTrustedTypes, PickleScan, SigningRequired, SigningTrust: its MODEL_FORMAT,
+    MODEL_SKOPS_TRUSTED_TYPES, MODEL_PICKLE_SCAN, MODEL_SIGNING_REQUIRED, MODEL_SIGNING_TRUST).
+
+    Both deploy scripts send them on every deploy; the redeployer keeps them (UsePreviousValue),
+    so trust changes only with a deploy, never with an upload. The trust files are read here,
+    for this environment only. Raises SettingsError (file, key, rule).
+    """
+    model, signing = env.settings.model, env.settings.signing
+    return {
+        "ModelFormat": model.format,
+        "SkopsTrustedTypes": ",".join(model.skops_trusted_types),
+        "PickleScan": model.pickle_scan,
+        "SigningRequired": "true" if signing.required else "false",
+        "SigningTrust": signing.trust_json(env.source, f"environments.{env.name}.signing"),
+    }
 
 
 class Environment(Generic[S]):

@@ -34,7 +34,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         epilog=f"An encrypted key's password is read from ${PASSWORD_VARIABLE}. Exit codes: 0 signed, 2 bad input.",
     )
     parser.add_argument("model", type=Path, metavar="MODEL", help="the model file (pickle, joblib or skops)")
-    how = parser.add_mutually_exclusive_group(required=True)
+    add_signer_arguments(parser, required=True)
+    parser.add_argument(
+        "--signature", type=Path, metavar="OUT", help="where to write the bundle (default: MODEL.sig next to MODEL)"
+    )
+    parser.set_defaults(run=run)
+
+
+def add_signer_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """--key [--certificate --chain] | --sigstore: how to sign (shared by `sign` and `publish`)."""
+    how = parser.add_mutually_exclusive_group(required=required)
     how.add_argument("--key", type=Path, metavar="KEY.pem", help="ECDSA P-256/P-384/P-521 private key (PEM)")
     how.add_argument(
         "--sigstore",
@@ -55,15 +64,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="CA.pem",
         help="with --certificate: the issuing certificates to include, at least the issuer (repeatable)",
     )
-    parser.add_argument(
-        "--signature", type=Path, metavar="OUT", help="where to write the bundle (default: MODEL.sig next to MODEL)"
-    )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, clients: Any = None) -> int:
     try:
-        signer = _signer(args)
+        signer = signer_from_args(args)
+        assert signer is not None  # --key or --sigstore is required
         signed = sign_file(args.model, signer)
     except SigningError as exc:
         print(f"aurelius sign: error: {exc}", file=sys.stderr)
@@ -78,7 +84,12 @@ def run(args: argparse.Namespace, clients: Any = None) -> int:
     return EXIT_OK
 
 
-def _signer(args: argparse.Namespace) -> Signer:
+def signer_from_args(args: argparse.Namespace) -> Signer | None:
+    """The signer the arguments name (None: no --key and no --sigstore); SigningError when they conflict."""
+    if not args.key and not args.sigstore:
+        if args.certificate or args.chain:
+            raise SigningError("--certificate and --chain go with --key")
+        return None
     if args.sigstore:
         if args.certificate or args.chain:
             raise SigningError("--certificate and --chain go with --key, not --sigstore")

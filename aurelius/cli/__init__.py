@@ -2,6 +2,8 @@
 
     aurelius status  [--environment ENV] [--json]
     aurelius deploy  --environment ENV (--version-id V | --latest) [--make-current] [--dry-run] [--wait]
+    aurelius publish --environment ENV MODEL [--key KEY.pem | --sigstore] [--wait] [--timeout S]
+    aurelius sign    MODEL --key KEY.pem [--signature OUT]      (local only, aurelius.signing_commands)
     aurelius history --environment ENV [--limit N] [--json]
     aurelius doctor  --environment ENV [--json]          (read-only preflight, aurelius.doctor)
 
@@ -25,6 +27,9 @@ Exit codes:
            or could not be read (error)
   deploy   0 update started (with --wait: completed), already deployed, or dry run shown;
            1 refused or failed on the AWS side (stack busy, not updatable, missing, rolled back)
+  publish  0 uploaded (with --wait: served); 1 skipped by the redeployer, rolled back, cancelled,
+           superseded or timed out; (2: bad file or key, nothing uploaded)
+  sign     0 signed; 2 bad input
   history  0 shown; 1 AWS-side failure (stack missing, endpoint)
   doctor   0 nothing to fix; 1 something to fix or could not be checked
   all      2 bad arguments or settings: unknown environment, unknown model version

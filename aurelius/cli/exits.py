@@ -1,6 +1,6 @@
 """The operator's exit-code contract, and the errors that choose the code.
 
-One contract for `aurelius` and the management scripts (aurelius.management):
+One contract for `aurelius` and the management scripts (aurelius.scripts.management):
 0 done, 1 AWS-side state or failure, 2 bad arguments or settings (nothing sent to AWS).
 """
 

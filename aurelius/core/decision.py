@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from aurelius.core.model_signature import Signature, SignatureStatus
 from aurelius.core.model_version import (
     ModelAccessDenied,
     ModelMissing,
@@ -39,13 +40,16 @@ NONCE_PARAMETER = "DeploymentNonce"
 # Seconds an update aurelius started may stay UPDATE_IN_PROGRESS (computed from the settings by
 # deploy-service.py). A stack without it has no deadline.
 DEADLINE_PARAMETER = "RolloutDeadlineSeconds"
+# "true" when the service requires signed models (set by deploy-service.py from the settings, so
+# trust changes only by a deliberate stack deploy). A stack without it does not require them.
+SIGNING_REQUIRED_PARAMETER = "SigningRequired"
 
 UPDATING = "UPDATE_IN_PROGRESS"
 ROLLED_BACK = "UPDATE_ROLLBACK_COMPLETE"
 # States in which UpdateStack is refused and only a person can help: a failed create can only be
 # deleted, a failed rollback needs ContinueUpdateRollback (stack status codes:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-describing-stacks.html).
-# The management scripts refuse the same states (aurelius.stack_deploy imports this set).
+# The management scripts refuse the same states (aurelius.scripts.stack_deploy imports this set).
 NOT_UPDATABLE = frozenset(
     {
         "ROLLBACK_COMPLETE",
@@ -62,7 +66,7 @@ class Action(enum.StrEnum):
     IN_SYNC = "in-sync"  # nothing to do
     SKIPPED = "skipped"  # a reason not to deploy (failed version, empty or missing model)
     DEFERRED = "deferred"  # stack busy: the status-change event or the schedule brings us back
-    ALARM = "alarm"  # a person must act: stack not updatable or missing, bucket unversioned, access denied
+    ALARM = "alarm"  # a person must act: stack not updatable or missing, bucket unversioned, access denied, unsigned
     CANCELLED = "cancelled"  # our update passed its deadline: CancelUpdateStack, CloudFormation rolls back
 
 
@@ -92,6 +96,8 @@ class Finding(enum.StrEnum):
     IN_SYNC = "InSync"
     FAILED_VERSION = "FailedVersion"  # the wanted version's own rollout rolled back (the failed mark)
     NOT_AN_AURELIUS_STACK = "NotAnAureliusStack"
+    NOT_SIGNED = "NotSigned"  # signing required, and the wanted version has no signature object
+    SIGNATURE_ACCESS_DENIED = "SignatureAccessDenied"  # signing required, and HeadObject on the sidecar answered 403
 
 
 # Every state -> the action reported.
@@ -107,6 +113,10 @@ OUTCOME: dict[Finding, Action] = {
     Finding.STACK_MISSING: Action.ALARM,
     Finding.STACK_NOT_UPDATABLE: Action.ALARM,
     Finding.NOT_AN_AURELIUS_STACK: Action.ALARM,
+    # An alarm, not a skip: an unsigned upload where signing is required is either a mistake (a
+    # person must publish it signed) or an attack; the Notifier sends one message per problem.
+    Finding.NOT_SIGNED: Action.ALARM,
+    Finding.SIGNATURE_ACCESS_DENIED: Action.ALARM,
 }
 ModelProblem = ModelMissing | VersioningDisabled | ModelAccessDenied
 # The model reader's exceptions are states too.
@@ -118,6 +128,11 @@ PROBLEM_FINDING: dict[type[Exception], Finding] = {
 
 
 # ---------------------------------------------------------------------------- what was read
+def signing_required(parameters: Mapping[str, str]) -> bool:
+    """Whether the stack requires signed models (its SigningRequired parameter is "true")."""
+    return (parameters.get(SIGNING_REQUIRED_PARAMETER) or "").strip().lower() == "true"
+
+
 def deadline_seconds(parameters: Mapping[str, str]) -> int | None:
     """The stack's rollout deadline in seconds; None when it has none ("", "0" or not a number)."""
     value = (parameters.get(DEADLINE_PARAMETER) or "").strip()
@@ -172,6 +187,10 @@ class StackState:
         return self.parameters.get(MODEL_VERSION_PARAMETER) or None
 
     @property
+    def signing_required(self) -> bool:
+        return signing_required(self.parameters)
+
+    @property
     def busy(self) -> bool:
         return self.status.endswith("_IN_PROGRESS")
 
@@ -190,7 +209,8 @@ class StackState:
 @dataclass(frozen=True)
 class Observed:
     """Everything the decision depends on. ``last_token`` is needed only when
-    :func:`needs_last_token` says so (it costs a DescribeStackEvents)."""
+    :func:`needs_last_token` says so (it costs a DescribeStackEvents), ``signature`` only when
+    :func:`needs_signature` says so (a HeadObject on the sidecar)."""
 
     stack_name: str
     model_uri: str
@@ -202,6 +222,7 @@ class Observed:
     force: bool = False  # deploy even a version marked failed (an operator's choice)
     refresh: bool = False  # start a new deployment even when in sync (ForceRefresh)
     pinned: bool = False  # an operator named the version (forward or back): token kind "force"
+    signature: SignatureStatus | None = None  # the wanted version's signature object, when it was looked for
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,15 @@ def needs_last_token(stack: StackState | None, now: datetime, force: bool = Fals
         return False
     rollout = stack.rollout()
     return (stack.status == ROLLED_BACK and not force) or (rollout is not None and rollout.overdue(now))
+
+
+def needs_signature(seen: Observed) -> bool:
+    """Whether the decision needs the wanted version's signature status: only when the stack
+    requires signing and every other rule would let the update go (so an in-sync, busy or missing
+    stack costs no extra HeadObject)."""
+    if seen.stack is None or seen.wanted is None or not seen.stack.signing_required:
+        return False
+    return _finding(replace(seen, signature=None), _failed_mark(seen), signature_checked=False) is None
 
 
 def model_parameter_values(version: ModelVersion) -> dict[str, str]:
@@ -310,11 +340,12 @@ def _stack_update(seen: Observed) -> StackUpdate:
     return StackUpdate(kind, wanted, values, tuple(update_parameters(stack.parameters, values)), stack.capabilities)
 
 
-def _finding(seen: Observed, failed_mark: bool) -> tuple[Finding, str] | None:  # noqa: C901 (the decision table)
-    """The state that decides, and why; None when the stack should be updated. First match wins.
+def _finding(seen: Observed, failed_mark: bool, signature_checked: bool = True) -> tuple[Finding, str] | None:
+    """The state that decides, and why; None when the stack should be updated. First match wins,
+    in the order of the decision table (docs/design.md, "The decision table").
 
-    The one function allowed past the complexity budget: it is the decision table
-    (docs/design.md, "The decision table"), one rule per branch, in the table's order.
+    signature_checked=False: leave the signature rule out (:func:`needs_signature` asks whether
+    every other rule lets the update go).
     """
     stack, now = seen.stack, seen.now
     rollout = stack.rollout() if stack else None
@@ -333,15 +364,10 @@ def _finding(seen: Observed, failed_mark: bool) -> tuple[Finding, str] | None:  
     if stack and stack.status in NOT_UPDATABLE:
         return Finding.STACK_NOT_UPDATABLE, f"stack is {stack.status} and cannot be updated; a person must repair it"
     # 3. The model object.
-    if seen.model_problem is not None:
-        finding = PROBLEM_FINDING[type(seen.model_problem)]
-        if finding is Finding.MODEL_MISSING:
-            return finding, f"{seen.model_problem}; the service keeps its pinned version"
-        return finding, str(seen.model_problem)
+    if (model := _model_finding(seen)) is not None:
+        return model
     wanted = seen.wanted
-    assert wanted is not None, "Observed needs wanted or model_problem"
-    if wanted.size == 0:
-        return Finding.EMPTY_MODEL, f"model object {wanted.uri} version {wanted.version_id} is empty"
+    assert wanted is not None
     # 4. The stack.
     if stack is None:
         return Finding.STACK_MISSING, f"service stack {seen.stack_name} missing; deploy it first"
@@ -357,6 +383,36 @@ def _finding(seen: Observed, failed_mark: bool) -> tuple[Finding, str] | None:  
     missing = sorted({MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER} - set(stack.parameters))
     if missing:
         return Finding.NOT_AN_AURELIUS_STACK, f"stack has no parameter {missing[0]}: not an aurelius service stack"
+    # 5. The signature, last: it costs a HeadObject, read only when everything else says update.
+    return _signature_finding(seen) if signature_checked else None
+
+
+def _model_finding(seen: Observed) -> tuple[Finding, str] | None:
+    """Rule 3: the model object could not be read, or is empty."""
+    if seen.model_problem is not None:
+        finding = PROBLEM_FINDING[type(seen.model_problem)]
+        if finding is Finding.MODEL_MISSING:
+            return finding, f"{seen.model_problem}; the service keeps its pinned version"
+        return finding, str(seen.model_problem)
+    wanted = seen.wanted
+    assert wanted is not None, "Observed needs wanted or model_problem"
+    if wanted.size == 0:
+        return Finding.EMPTY_MODEL, f"model object {wanted.uri} version {wanted.version_id} is empty"
+    return None
+
+
+def _signature_finding(seen: Observed) -> tuple[Finding, str] | None:
+    """Rule 12: where the stack requires signing, the wanted version must have a signature object.
+    Presence only: the model server verifies the signature before it unpickles anything."""
+    stack, wanted, signature = seen.stack, seen.wanted, seen.signature
+    if stack is None or wanted is None or not stack.signing_required:
+        return None
+    if signature is None:  # not looked for: never deploy unchecked where signing is required
+        return Finding.NOT_SIGNED, f"not signed: the signature of version {wanted.version_id} was not checked"
+    if signature.state is Signature.UNREADABLE:
+        return Finding.SIGNATURE_ACCESS_DENIED, signature.reason
+    if not signature.signed:
+        return Finding.NOT_SIGNED, f"not signed: {signature.reason}; signing is required ({SIGNING_REQUIRED_PARAMETER})"
     return None
 
 

@@ -6,7 +6,8 @@ Nothing here downloads or unpickles the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from botocore.exceptions import ClientError
@@ -44,6 +45,9 @@ class ModelVersion:
     version_id: str
     size: int
     last_modified: datetime | None = None
+    # HeadObject's user metadata (keys lower-case, without x-amz-meta-): the model's sha256 is
+    # there (aurelius.core.signature_layout), so checking a signature needs no second HeadObject.
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def uri(self) -> str:
@@ -73,7 +77,14 @@ def current_model_version(s3, bucket: str, key: str, version_id: str | None = No
             f"s3://{bucket}/{key} has no version id: turn on versioning on bucket {bucket} "
             "(aurelius pins every deploy to an S3 VersionId)"
         )
-    return ModelVersion(bucket, key, found, int(head.get("ContentLength", 0)), head.get("LastModified"))
+    return ModelVersion(
+        bucket,
+        key,
+        found,
+        int(head.get("ContentLength", 0)),
+        head.get("LastModified"),
+        dict(head.get("Metadata") or {}),
+    )
 
 
 def access_denied_reason(bucket: str, key: str, version_id: str | None) -> str:

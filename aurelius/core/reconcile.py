@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +34,10 @@ from aurelius.core.decision import (
     cancel_refused,
     decide,
     needs_last_token,
+    needs_signature,
     update_refused,
 )
+from aurelius.core.model_signature import signature_status
 from aurelius.core.model_version import (
     ModelAccessDenied,
     ModelMissing,
@@ -93,8 +95,10 @@ def observe(
     failed_mark: bool = False,
 ) -> Observed:
     """Read what the decision needs: the wanted version (or why it cannot be read), the stack,
-    and the newest update's token when the decision will look at it. One HeadObject, one
-    DescribeStacks, at most one DescribeStackEvents; nothing else.
+    the newest update's token when the decision will look at it, and the wanted version's
+    signature object when the stack requires signing and the decision would otherwise update.
+    One HeadObject, one DescribeStacks, at most one DescribeStackEvents, at most one HeadObject
+    on the signature sidecar; nothing else.
 
     version_id: this version instead of the current one (an operator's forward or back).
     failed_mark: read the token for a forced deploy too, to show a rolled-back version's mark.
@@ -109,7 +113,7 @@ def observe(
     stack = StackState.from_description(described) if described else None
     needed = needs_last_token(stack, now, force and not failed_mark)
     token = last_update_token(cfn, target.stack_name) if needed else None
-    return Observed(
+    seen = Observed(
         target.stack_name,
         target.model_uri,
         now,
@@ -121,6 +125,10 @@ def observe(
         refresh=refresh,
         pinned=version_id is not None,
     )
+    if needs_signature(seen):
+        assert wanted is not None
+        seen = replace(seen, signature=signature_status(s3, wanted))
+    return seen
 
 
 # ---------------------------------------------------------------------------- act

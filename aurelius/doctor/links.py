@@ -19,7 +19,14 @@ from botocore.exceptions import (
 
 from aurelius.core.aws_errors import S3_NOT_FOUND, error_code
 from aurelius.core.decision import MODEL_URI_PARAMETER, NOT_UPDATABLE
-from aurelius.core.model_version import ModelAccessDenied, ModelMissing, VersioningDisabled, current_model_version
+from aurelius.core.model_signature import Signature, signature_status
+from aurelius.core.model_version import (
+    ModelAccessDenied,
+    ModelMissing,
+    ModelVersion,
+    VersioningDisabled,
+    current_model_version,
+)
 from aurelius.core.stacks import describe_stack, stack_outputs, stack_parameters
 from aurelius.doctor.check import ACCESS_DENIED, ERROR, FAIL, NOT_CHECKABLE, OK, SKIPPED, Check, failed_call
 
@@ -196,13 +203,18 @@ def check_notifications(s3, bucket: str, creates_bucket: bool, redeploy_arns: It
 
 
 def check_model_object(s3, bucket: str, key: str) -> Check:
-    """The model reader's own HeadObject (aurelius.core.model_version), its answers put in doctor's words."""
+    return read_model_object(s3, bucket, key)[0]
+
+
+def read_model_object(s3, bucket: str, key: str) -> tuple[Check, ModelVersion | None]:
+    """The model reader's own HeadObject (aurelius.core.model_version), its answers put in doctor's
+    words, and the newest version it found."""
     name = "model object"
     uri = f"s3://{bucket}/{key}"
     try:
         found = current_model_version(s3, bucket, key)
     except ModelMissing:
-        return Check(name, FAIL, f"no model at {uri}", f"aws s3 cp model.pkl {uri}")
+        return Check(name, FAIL, f"no model at {uri}", f"aws s3 cp model.pkl {uri}"), None
     except ModelAccessDenied:
         # Without s3:ListBucket, a missing key also answers 403 (S3 HeadObject API reference).
         return Check(
@@ -210,17 +222,45 @@ def check_model_object(s3, bucket: str, key: str) -> Check:
             ERROR,
             f"{uri}: access denied (missing, or the caller lacks s3:GetObject / s3:ListBucket)",
             "run doctor as a principal allowed s3:GetObject and s3:ListBucket on the model",
-        )
+        ), None
     except VersioningDisabled:
         return Check(
             name,
             FAIL,
             f"{uri} has no version id (uploaded before versioning was on?)",
             f"upload it again: aws s3 cp model.pkl {uri}",
-        )
+        ), None
     except (ClientError, BotoCoreError) as exc:
-        return failed_call(name, exc, "s3:GetObject (HeadObject)")
-    return Check(name, OK, f"{uri} version {found.version_id}, {found.size} bytes")
+        return failed_call(name, exc, "s3:GetObject (HeadObject)"), None
+    return Check(name, OK, f"{uri} version {found.version_id}, {found.size} bytes"), found
+
+
+def check_signature(s3, name: str, version: ModelVersion, required: bool | None, environment: str) -> Check:
+    """Whether ``version`` has its signature object (aurelius.core.model_signature: one
+    HeadObject on the sidecar; presence only, the model server verifies it).
+
+    ``required``: the service stack's SigningRequired (None: no service stack yet). Unsigned is
+    a failure only where signing is required: the redeployer skips such a version and the
+    server refuses it.
+    """
+    try:
+        status = signature_status(s3, version)
+    except (ClientError, BotoCoreError) as exc:
+        return failed_call(name, exc, "s3:GetObject (HeadObject of the signature)")
+    if status.state is Signature.UNREADABLE:
+        return Check(name, ERROR, status.reason, "run doctor as a principal allowed s3:GetObject on the signatures")
+    if status.signed:
+        return Check(name, OK, f"version {version.version_id} is signed ({status.key})")
+    if required:
+        return Check(
+            name,
+            FAIL,
+            f"not signed, and the service stack requires signed models: {status.reason}",
+            f"publish it signed: aurelius publish --environment {environment} MODEL --key KEY.pem "
+            "(or upload a newer, signed version)",
+        )
+    why = "no service stack yet to say whether signing is required" if required is None else "signing not required"
+    return Check(name, OK, f"not signed ({why}): {status.reason}")
 
 
 def check_image(ecr_for_region: Callable[[str], Any], image: str, environment: str) -> Check:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from aurelius.doctor.check import NOT_CHECKABLE, PROBLEMS, Check
+from aurelius.doctor.check import NOT_CHECKABLE, PROBLEMS, WARNING, Check
 from aurelius.formatting import table
 from aurelius.settings import Environment, ServiceSettings
 
@@ -23,14 +23,14 @@ def report(
 
     out(f"aurelius doctor: environment {env.name} (service stack {env.stack_name})")
     out(table(["CHECK", "STATUS", "DETAIL"], [[c.name, c.status, c.detail] for c in checks]))
-    for c in problems:
+    for c in [c for c in checks if c.status in PROBLEMS or c.status == WARNING]:
         out(f"{c.name}: {c.status}: {c.detail}" + (f"\n  fix: {c.fix}" if c.fix else ""))
     if problems:
         out(f"{len(problems)} to fix; start with the first missing link: {problems[0].name}")
         return False
     unanswered = sum(c.status == NOT_CHECKABLE for c in checks)
-    out(
-        "all checks passed"
-        + (f" ({unanswered} not checkable here: check them on a real account)" if unanswered else "")
-    )
+    warnings = sum(c.status == WARNING for c in checks)
+    notes = [f"{warnings} warning{'s' * (warnings != 1)} above"] if warnings else []
+    notes += [f"{unanswered} not checkable here: check them on a real account"] if unanswered else []
+    out("all checks passed" + (f" ({'; '.join(notes)})" if notes else ""))
     return True

@@ -6,9 +6,18 @@ S3 notification reach redeploy_service through the local Lambda runtime; upload 
 quick succession; fire one scheduled_refresh tick. Then a bad model: its upload is deployed,
 the real model server (run with the task's environment against this moto) refuses it, the
 rollback ECS and CloudFormation would do is emulated (moto runs no tasks), a tick shows the
-version marked failed and not retried, and the next good upload deploys and is served. Each
-step is checked through the AWS API and printed on a timeline. Exit 0 when the loop worked, 1
-naming the failed step otherwise.
+version marked failed and not retried, and the next good upload deploys and is served.
+
+Signing is on in the sandbox: the demo makes a throwaway key pair under .sandbox/signing/,
+deploys the service and elb stacks with a copy of the shipped settings (.sandbox/*-settings.yml)
+whose ``local`` environment requires signatures from that key, and signs its uploads as
+``aurelius publish`` does. Then an unsigned upload (``aws s3 cp``) is refused by the redeployer
+(one alarm, the stack keeps its version), and a tampered one (signed, then one byte changed,
+uploaded with the original digest but no checksum) is deployed and refused by the real model
+server, rolled back (emulated), and a signed good version is served.
+
+Each step is checked through the AWS API and printed on a timeline. Exit 0 when the loop
+worked, 1 naming the failed step otherwise.
 
     python -m aurelius.sandbox.demo [--keep]
 """
@@ -16,6 +25,7 @@ naming the failed step otherwise.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -29,14 +39,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from aurelius.cli.commands.publish import upload as publish_upload
 from aurelius.core.decision import MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER
+from aurelius.core.signature_layout import SHA256_METADATA_KEY, signature_key
 from aurelius.sandbox import moto_compat
 from aurelius.sandbox.demo_models import BrokenModel, DemoModel
 from aurelius.sandbox.environment import LocalAws, local_aws
 from aurelius.sandbox.triggers import REPO, TriggerStack, install_trigger_stack
-from aurelius.stack_deploy import describe_stack, stack_parameters
+from aurelius.scripts.stack_deploy import describe_stack, stack_parameters
+from aurelius.signing import KeySigner, sign_file
 from aurelius.status import revision_of, task_definition_of
 
 SERVICE_STACK = "aurelius-service-stack-local-demo"
@@ -48,6 +64,8 @@ SCRIPTS = {
 }
 SCHEDULE_EVENT = REPO / "tests/events/schedule.json"
 LOG_DIR = REPO / ".sandbox"
+SIGNING_DIR = LOG_DIR / "signing"
+SIGNING_KEY = SIGNING_DIR / "demo-signing.pem"  # throwaway, made by every run
 SERVER = REPO / "server"
 # The container environment the service template gives the model server, by stack parameter
 # (infra/ecs-service/template.yaml, TaskDefinition; tests/unit/test_service_template_rollout.py
@@ -60,6 +78,11 @@ TASK_ENVIRONMENT = {
     "SMOKE_TEST_INSTANCES": "SmokeTestInstances",
     "SMOKE_TEST_EXPECTED": "SmokeTestExpected",
     "SMOKE_TEST_TOLERANCE": "SmokeTestTolerance",
+    "MODEL_FORMAT": "ModelFormat",
+    "MODEL_SKOPS_TRUSTED_TYPES": "SkopsTrustedTypes",
+    "MODEL_PICKLE_SCAN": "PickleScan",
+    "MODEL_SIGNING_REQUIRED": "SigningRequired",
+    "MODEL_SIGNING_TRUST": "SigningTrust",
 }
 
 
@@ -105,6 +128,45 @@ def demo_model(version: int, broken: bool = False) -> bytes:
     return pickle.dumps(BrokenModel(version) if broken else DemoModel(version))
 
 
+def make_signing_key() -> Path:
+    """A fresh ECDSA P-256 key pair under .sandbox/signing/ (the private key 0600): the demo's
+    publisher. Returns the public key's path."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    SIGNING_DIR.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    SIGNING_KEY.touch(mode=0o600)
+    SIGNING_KEY.chmod(0o600)
+    SIGNING_KEY.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public = SIGNING_KEY.with_suffix(".pub")
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return public
+
+
+def signed_settings(which: str, public_key: Path) -> Path:
+    """A copy of a script's shipped settings whose ``local`` environment requires signatures
+    from ``public_key`` (.sandbox/{which}-settings.yml). The shipped ``local`` stays unsigned:
+    the tests deploy it without a key."""
+    shipped = SCRIPTS[which].parent / "service-settings.yml"
+    settings = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    settings["environments"]["local"]["signing"] = {
+        "required": True,
+        "trust": {"mode": "key", "public_keys": [str(public_key.relative_to(LOG_DIR))]},
+    }
+    copy = LOG_DIR / f"{which}-settings.yml"
+    copy.write_text(
+        f"# Written by aurelius.sandbox.demo from {shipped.relative_to(REPO)}: local requires signatures.\n"
+        + yaml.safe_dump(settings, sort_keys=False),
+        encoding="utf-8",
+    )
+    return copy
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -143,6 +205,9 @@ class Demo:
         self.bad_version: str | None = None
         self.bad_token: str | None = None
         self.runtime = aws.runtime
+        self.settings: dict[str, Path] = {}  # script -> settings copy with signing on (local)
+        self.tampered_version: str | None = None
+        self.tampered_token: str | None = None
 
     # ------------------------------------------------------------------ observations
     def state(self) -> ServiceState:
@@ -167,7 +232,8 @@ class Demo:
         self.timeline.row(Step(name, time.perf_counter() - started, before, self.state(), note))
 
     def run_script(self, which: str, *extra: str) -> str:
-        command = [sys.executable, str(SCRIPTS[which]), "--environment", "local", *extra]
+        settings = ("--settings", str(self.settings[which])) if which in self.settings else ()
+        command = [sys.executable, str(SCRIPTS[which]), "--environment", "local", *settings, *extra]
         done = subprocess.run(
             command, capture_output=True, text=True, env={**os.environ, **self.aws.environment}, timeout=300
         )
@@ -180,8 +246,37 @@ class Demo:
         return done.stdout.strip().splitlines()[-1]
 
     def upload(self, version: int, broken: bool = False) -> str:
-        body = io.BytesIO(demo_model(version, broken))
+        """Sign and upload as ``aurelius publish`` does: the signature sidecar, then the model
+        with its digest in metadata and as its S3 checksum."""
+        path = LOG_DIR / f"model-v{version}.pkl"
+        path.write_bytes(demo_model(version, broken))
+        signed = sign_file(path, KeySigner(SIGNING_KEY))
+        return publish_upload(self.s3, self.trigger.bucket, self.trigger.key, path, signed.sha256, signed.bundle)
+
+    def upload_unsigned(self, version: int) -> str:
+        """What ``aws s3 cp`` does: the bytes, no signature, no digest."""
+        body = io.BytesIO(demo_model(version))
         return self.s3.put_object(Bucket=self.trigger.bucket, Key=self.trigger.key, Body=body)["VersionId"]
+
+    def upload_tampered(self, version: int) -> str:
+        """Signed bytes with one byte changed afterwards, uploaded with the signed bytes' digest
+        in the metadata and without a checksum (S3 cannot catch it): the redeployer finds a
+        signature for the digest the metadata claims; only the server's own hash tells."""
+        path = LOG_DIR / f"model-v{version}.pkl"
+        path.write_bytes(demo_model(version))
+        signed = sign_file(path, KeySigner(SIGNING_KEY))
+        self.s3.put_object(
+            Bucket=self.trigger.bucket, Key=signature_key(self.trigger.key, signed.sha256), Body=signed.bundle
+        )
+        tampered = bytearray(path.read_bytes())
+        tampered[len(tampered) // 2] ^= 0x01
+        self.tampered_sha256 = hashlib.sha256(tampered).hexdigest()
+        return self.s3.put_object(
+            Bucket=self.trigger.bucket,
+            Key=self.trigger.key,
+            Body=bytes(tampered),
+            Metadata={SHA256_METADATA_KEY: signed.sha256},
+        )["VersionId"]
 
     def stack_parameters(self) -> dict[str, str]:
         return stack_parameters(describe_stack(self.cfn, SERVICE_STACK) or {})
@@ -242,6 +337,7 @@ class Demo:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:
+        self.step("throwaway signing key, settings copies", self.signing_on)
         self.step("deploy cluster stack (create-cluster.py)", lambda: self.run_script("cluster"))
         self.step("install trigger stack (template.yaml)", self.install_triggers)
         self.step("upload model v1 (no service yet)", self.first_upload)
@@ -255,11 +351,42 @@ class Demo:
         self.step("rollback of v5 (EMULATED)", self.emulate_rollback)
         self.step("scheduled_refresh tick: v5 marked failed", self.tick_after_rollback)
         self.step("upload good v6 -> deployed and served", self.upload_good_after_bad)
+        self.step("upload unsigned v7 -> refused, 1 alarm", self.upload_unsigned_refused)
+        self.step("upload tampered v8 -> redeploy_service", self.upload_tampered_deployed)
+        self.step("real model server on v8: refused", self.serve_tampered)
+        self.step("rollback of v8 (EMULATED)", self.emulate_tampered_rollback)
+        self.step("upload signed v9 -> verified and served", self.upload_signed_after_tampered)
+
+    def signing_on(self) -> str:
+        public_key = make_signing_key()
+        self.settings = {which: signed_settings(which, public_key) for which in ("service", "elb")}
+        return f"ECDSA P-256 in {SIGNING_DIR.relative_to(REPO)}/; local requires signatures (service, elb)"
 
     def install_triggers(self) -> str:
         self.trigger = install_trigger_stack(self.aws.session(), self.runtime, "local", out=lambda line: None)
         self.s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+        self.alarm_queue = self._subscribe_to_notifications()
         return f"{self.trigger.stack_name}: 2 functions, bucket {self.trigger.bucket} versioned"
+
+    def _subscribe_to_notifications(self) -> str:
+        """An SQS queue on the trigger stack's SNS topic: the demo counts the alarms sent."""
+        session = self.aws.session()
+        resources = self.cfn.describe_stack_resources(StackName=self.trigger.stack_name)["StackResources"]
+        topic = next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "DeployNotificationsTopic")
+        sqs = session.client("sqs")
+        queue_url = sqs.create_queue(QueueName="aurelius-demo-notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        session.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        return queue_url
+
+    def notifications(self) -> list[str]:
+        """The SNS messages sent since the last call."""
+        sqs, messages = self.aws.session().client("sqs"), []
+        while batch := sqs.receive_message(QueueUrl=self.alarm_queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                messages.append(json.loads(message["Body"]).get("Message", ""))
+                sqs.delete_message(QueueUrl=self.alarm_queue, ReceiptHandle=message["ReceiptHandle"])
+        return messages
 
     def first_upload(self) -> str:
         mark = len(self.runtime.history)
@@ -337,13 +464,13 @@ class Demo:
             raise StepFailed("real model server on v5", "the server served the bad model")
         return f"exit 1, startup_failed: check '{failed[0].get('check')}' (never healthy)"
 
-    def emulate_rollback(self) -> str:
+    def emulate_rollback(self, token: str | None = None, bad: int = 5, good: int = 4) -> str:
         previous = {key: self.good_parameters[key] for key in (MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER)}
         moto_compat.emulate_rollback(
             self.cfn,
             SERVICE_STACK,
             previous,
-            self.bad_token,
+            token or self.bad_token,
             reason="(emulated) ECS deployment circuit breaker: tasks failed to start; rolling back",
         )
         stack = describe_stack(self.cfn, SERVICE_STACK) or {}
@@ -352,9 +479,9 @@ class Demo:
             or self.state().version != previous[MODEL_VERSION_PARAMETER]
         ):
             raise StepFailed(
-                "rollback of v5", f"expected UPDATE_ROLLBACK_COMPLETE on v4, got {stack.get('StackStatus')}"
+                f"rollback of v{bad}", f"expected UPDATE_ROLLBACK_COMPLETE on v{good}, got {stack.get('StackStatus')}"
             )
-        return "EMULATED, what ECS + CloudFormation do (moto runs no tasks): UPDATE_ROLLBACK_COMPLETE on v4"
+        return f"EMULATED, what ECS + CloudFormation do (moto runs no tasks): UPDATE_ROLLBACK_COMPLETE on v{good}"
 
     def tick_after_rollback(self) -> str:
         event = json.loads(SCHEDULE_EVENT.read_text())
@@ -377,7 +504,72 @@ class Demo:
         run = self.run_server("upload good v6", wait_healthy=True)
         if not run.events("smoke_test_passed"):
             raise StepFailed("upload good v6", "the model server turned healthy without passing its smoke test")
+        if not run.events("model_verified"):
+            raise StepFailed("upload good v6", "the model server turned healthy without verifying the signature")
         return "started; the real model server passes the smoke test and turns healthy"
+
+    # ------------------------------------------------------------------ signing
+    def upload_unsigned_refused(self) -> str:
+        step = "upload unsigned v7"
+        before, mark = self.state(), len(self.runtime.history)
+        self.notifications()  # only what this step sends counts
+        self.upload_unsigned(7)
+        self.wait_for_lambda(step)
+        tick = self.runtime.invoke_sync(
+            self.trigger.functions["ScheduledRefreshFunction"], json.loads(SCHEDULE_EVENT.read_text())
+        )
+        outcomes = [*self.outcomes_since(mark), tick.result or {}]
+        if any(o.get("action") != "alarm" or "not signed" not in o.get("reason", "") for o in outcomes):
+            raise StepFailed(step, f"expected the redeployer to refuse v7 as not signed, got {outcomes}")
+        if self.state() != before:
+            raise StepFailed(step, f"the stack moved from {before} to {self.state()}")
+        alarms = [message for message in self.notifications() if "not signed" in message]
+        if len(alarms) != 1:
+            raise StepFailed(step, f"expected one 'not signed' alarm for the event and the tick, got {alarms}")
+        return "alarm 'not signed' (once, a tick later too); stack stays on v6"
+
+    def upload_tampered_deployed(self) -> str:
+        step = "upload tampered v8"
+        self.good_parameters = self.stack_parameters()
+        mark = len(self.runtime.history)
+        self.tampered_version = self.upload_tampered(8)
+        self.wait_for_lambda(step)
+        outcomes = self.outcomes_since(mark)
+        started = [o for o in outcomes if o["action"] == "started"]
+        if len(started) != 1 or self.state().version != self.tampered_version:
+            raise StepFailed(step, f"expected one update to v8, got {outcomes}")
+        self.tampered_token = started[0]["token"]
+        return "a signature exists for the digest its metadata claims: update started"
+
+    def serve_tampered(self) -> str:
+        step = "real model server on v8"
+        run = self.run_server(step, wait_healthy=False)
+        failed = run.events("startup_failed")
+        if (
+            run.exit_code != 1
+            or len(failed) != 1
+            or failed[0].get("model_version_id") != self.tampered_version
+            or failed[0].get("reason") != "signature_missing"
+        ):
+            raise StepFailed(step, f"expected exit 1 and one startup_failed (signature_missing) for v8, got {run}")
+        if run.events("model_loaded") or run.events("serving"):
+            raise StepFailed(step, "the server loaded the tampered model")
+        return f"exit 1, startup_failed: signature_missing (its bytes hash to {self.tampered_sha256[:12]}…)"
+
+    def emulate_tampered_rollback(self) -> str:
+        return self.emulate_rollback(self.tampered_token, bad=8, good=6)
+
+    def upload_signed_after_tampered(self) -> str:
+        step = "upload signed v9"
+        wanted = self.upload(9)
+        self.wait_for_lambda(step)
+        if self.state().version != wanted:
+            raise StepFailed(step, f"expected v9 ({wanted}) deployed, got {self.state()}")
+        run = self.run_server(step, wait_healthy=True)
+        verified = run.events("model_verified")
+        if not verified or not run.events("smoke_test_passed"):
+            raise StepFailed(step, f"expected model_verified and smoke_test_passed, got {run.lines}")
+        return f"signature verified ({verified[0]['signer'][:24]}…), smoke test passed, healthy"
 
     # ------------------------------------------------------------------ --keep
     def explore_help(self) -> str:
@@ -393,8 +585,9 @@ class Demo:
                 "AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing AWS_DEFAULT_REGION=us-east-1",
                 "  source .venv/bin/activate   # the pinned AWS CLI",
                 "",
-                "  # upload a new model version: redeploy_service rolls the service to it",
-                f"  aws s3 cp any-file.pkl {uri}",
+                "  # publish a new model version (signed with the demo's key): redeploy_service rolls the service to it",
+                f"  aurelius publish --environment local --key {SIGNING_KEY.relative_to(REPO)} any-file.pkl",
+                f"  # an unsigned upload (aws s3 cp any-file.pkl {uri}) is refused: 'not signed'",
                 "  # what the service stack pins now",
                 f"  aws cloudformation describe-stacks --stack-name {SERVICE_STACK} "
                 "--query \"Stacks[0].Parameters[?starts_with(ParameterKey,'Model')]\"",

@@ -21,7 +21,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 from aurelius.sandbox.local_lambda import LocalFunction, LocalLambdaRuntime
-from aurelius.stack_deploy import StackDeployer, StackSpec, parameter
+from aurelius.scripts.stack_deploy import StackDeployer, StackSpec, parameter
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"

@@ -9,6 +9,11 @@
 #   MODEL_VERSION_ID  required  the S3 VersionId to serve (the server never loads "latest")
 #   SERVER_PORT       optional  default 8080; 1024-65535 (the service has no capabilities)
 #   AWS_REGION        optional  handed to the service when set
+#   MODEL_FORMAT, MODEL_SKOPS_TRUSTED_TYPES, MODEL_PICKLE_SCAN, MODEL_SIGNING_REQUIRED
+#                     optional  handed to the service when set (server/README.md)
+#   MODEL_SIGNING_TRUST optional  the trust JSON (keys, certificates or a Sigstore identity);
+#                     written to $TRUST_FILE (0640, root:aurelius) and named by
+#                     MODEL_SIGNING_TRUST_FILE: a systemd environment file cannot hold its quotes
 #   PYTHON            optional  interpreter for the venv, default python3.11 (installed with
 #                               dnf or apt-get when missing)
 #   MODEL_REQUIREMENTS optional  the model's libraries (exact pins), default the bundle's
@@ -28,6 +33,7 @@ readonly SERVICE_USER=aurelius
 readonly INSTALL_DIR=/opt/aurelius-model-server      # the unit's WorkingDirectory and ExecStart
 readonly ENV_FILE=/etc/aurelius/model-server.env     # the unit's EnvironmentFile
 readonly UNIT_FILE=/etc/systemd/system/$SERVICE.service
+readonly TRUST_FILE=/etc/aurelius/signing-trust.json   # MODEL_SIGNING_TRUST, for the server
 BUNDLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly BUNDLE_DIR
 readonly DESTDIR=${DESTDIR:-}
@@ -58,6 +64,11 @@ fi
 check_env_value MODEL_S3_URI "$MODEL_S3_URI"
 check_env_value MODEL_VERSION_ID "$MODEL_VERSION_ID"
 check_env_value AWS_REGION "${AWS_REGION:-}"
+readonly MODEL_VARIABLES=(MODEL_FORMAT MODEL_SKOPS_TRUSTED_TYPES MODEL_PICKLE_SCAN MODEL_SIGNING_REQUIRED)
+for name in "${MODEL_VARIABLES[@]}"; do
+    check_env_value "$name" "${!name:-}"
+done
+[[ ${MODEL_SIGNING_TRUST:-} != *$'\n'* ]] || die "MODEL_SIGNING_TRUST contains a newline: expected compact JSON"
 
 for needed in server/aurelius_server/__main__.py server/requirements.txt "$SERVICE.service"; do
     [[ -f $BUNDLE_DIR/$needed ]] || die "the bundle $BUNDLE_DIR has no $needed"
@@ -113,10 +124,28 @@ env_tmp=$(mktemp "$DESTDIR$(dirname "$ENV_FILE")/.model-server.env.XXXXXX")
     if [[ -n ${AWS_REGION:-} ]]; then
         printf 'AWS_REGION="%s"\n' "$AWS_REGION"
     fi
+    for name in "${MODEL_VARIABLES[@]}"; do
+        if [[ -n ${!name:-} ]]; then
+            printf '%s="%s"\n' "$name" "${!name}"
+        fi
+    done
+    if [[ -n ${MODEL_SIGNING_TRUST:-} ]]; then
+        printf 'MODEL_SIGNING_TRUST_FILE=%s\n' "$TRUST_FILE"
+    fi
 } >"$env_tmp"
 chmod 0640 "$env_tmp"
 chown "root:$SERVICE_USER" "$env_tmp"
 mv -f "$env_tmp" "$DESTDIR$ENV_FILE"
+
+rm -f "$DESTDIR$TRUST_FILE"
+if [[ -n ${MODEL_SIGNING_TRUST:-} ]]; then
+    log "writing $TRUST_FILE (the model signing trust)"
+    trust_tmp=$(mktemp "$DESTDIR$(dirname "$TRUST_FILE")/.signing-trust.json.XXXXXX")
+    printf '%s\n' "$MODEL_SIGNING_TRUST" >"$trust_tmp"
+    chmod 0640 "$trust_tmp"
+    chown "root:$SERVICE_USER" "$trust_tmp"
+    mv -f "$trust_tmp" "$DESTDIR$TRUST_FILE"
+fi
 
 log "installing $UNIT_FILE"
 install -d -m 0755 "$DESTDIR$(dirname "$UNIT_FILE")"

@@ -2,14 +2,15 @@
 
 SECURITY: unpickling runs code. Loading a pickle (or a joblib file) executes whatever the pickle says, with the
 server's permissions. This server loads only the object named by MODEL_S3_URI at exactly the
-S3 version MODEL_VERSION_ID (never "latest"), but that is a pin, not a sandbox: whoever can
-write to that bucket (or that key's versions) can run code on the service. Keep write access
-to the model bucket as narrow as the deploy role itself.
+S3 version MODEL_VERSION_ID (never "latest"). With MODEL_SIGNING_TRUST it loads only bytes whose
+OpenSSF model signature verifies against that trust (``verification``): then only whoever holds
+the signing key can run code on the service. Without it, whoever can write to that bucket can.
+Every pickle is scanned for dangerous imports before and while it loads (``pickle_scan``).
 
 Configuration (environment; server/README.md has the table):
   MODEL_S3_URI, MODEL_VERSION_ID   required: s3://bucket/key and the S3 VersionId to load
   PORT, HOST                       default 8080, 0.0.0.0 (PORT=0 picks a free port)
-  WORKERS, THREADS                 default one worker per CPU (``cpus``), 4 threads each
+  WORKERS                          default one worker per CPU (``cpus``); THREADS is ignored
   KEEPALIVE_SECONDS                default 75 (longer than the load balancer's idle timeout)
   READ_TIMEOUT_SECONDS             default 10; a request must arrive whole within it
   MAX_BODY_BYTES                   default 1048576; larger /predict bodies get 413
@@ -18,6 +19,9 @@ Configuration (environment; server/README.md has the table):
   MODEL_DOWNLOAD_DIR               default the system temp directory
   MODEL_FORMAT                     default auto (from the content); pickle, joblib or skops forces one
   MODEL_SKOPS_TRUSTED_TYPES        comma-separated types a skops file may hold beyond skops' defaults
+  MODEL_PICKLE_SCAN                default refuse; warn loads a pickle with dangerous imports anyway
+  MODEL_SIGNING_TRUST(_FILE)       trusted keys / CA / Sigstore identity (JSON); unset: not checked
+  MODEL_SIGNING_REQUIRED           default false; true refuses a model without a trusted signature
   SMOKE_TEST_INSTANCES, SMOKE_TEST_EXPECTED, SMOKE_TEST_TOLERANCE   see ``smoke``
 
 Endpoints (request and response shapes: see ``payload``):
@@ -32,7 +36,10 @@ Modules, one idea each:
   checksum      S3's stored checksum, verified again over the bytes received
   s3_download   HeadObject + ranged download of the pinned version, hashed in the same pass
   formats       pickle, joblib or skops, told apart by content, and deserialised
-  pinned_model  download -> verify slot -> deserialise: the LoadedModel
+  signature     OpenSSF model signing: the trust, the sidecar, verify_digest over our own digest
+  verification  the verify slot: the signature check before deserialising (model_verified)
+  pickle_scan   picklescan before loading, and the guarded unpicklers while loading
+  pinned_model  download -> verify slot -> scan -> deserialise: the LoadedModel
   smoke         the smoke test a model passes before it serves
   payload       the /predict request and response contract (KServe/TF-Serving V1)
   metrics       CloudWatch embedded metric format fields for the /predict log line

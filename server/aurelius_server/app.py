@@ -3,9 +3,10 @@ hand the socket to gunicorn's pre-forked workers; drain on SIGTERM and exit.
 
 1. ``Config.from_env``; bind and listen on HOST:PORT.
 2. The loading responder (``loading_responder``) answers on that socket: ``/health`` is 503.
-3. A thread downloads, verifies and deserialises the pinned version (``pinned_model``) and
-   runs the smoke test when one is configured (``smoke``); the main thread waits for it or a
-   signal. ``Startup`` holds these steps and their one result.
+3. A thread downloads the pinned version, checks its signature when trust is configured
+   (``verification``), scans and deserialises it (``pinned_model``) and runs the smoke test
+   when one is configured (``smoke``); the main thread waits for it or a signal. ``Startup``
+   holds these steps and their one result.
 4. The responder stops; ``gc.freeze()``; gunicorn (``gunicorn_app``) takes the same socket
    (``fd://``) and forks the workers, which answer ``/health`` 200.
 5. SIGTERM: gunicorn closes the socket, each worker answers 503 on ``/health`` for
@@ -15,7 +16,8 @@ hand the socket to gunicorn's pre-forked workers; drain on SIGTERM and exit.
 Exit status: 0 after a SIGTERM stop, 1 when the model cannot be loaded, fails its smoke test
 or the port cannot be bound, 2 when the configuration is invalid (restarting will not fix
 that). Every start-up failure is one ERROR line with event ``startup_failed`` naming the model
-URI and version.
+URI and version; a refused signature or pickle also carries ``reason`` (``signature_missing``,
+``digest_mismatch``, ``pickle_refused``, ...).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from aurelius_server.config import Config, ConfigError
 from aurelius_server.cpus import worker_count
 from aurelius_server.loading_responder import LoadingResponder
 from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event
+from aurelius_server.pickle_scan import DANGEROUS, Finding, ScanResult
 from aurelius_server.pinned_model import LoadedModel, load_model
-from aurelius_server.s3_download import ModelLoadError
+from aurelius_server.s3_download import ModelLoadError, make_s3_client
 from aurelius_server.smoke import SmokeTest, SmokeTestFailed, smoke_test_from_env
+from aurelius_server.verification import SignatureGate
 from aurelius_server.wsgi import ModelApp, ServerState
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -64,13 +68,20 @@ def bind(config: Config) -> socket.socket:
 def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> LoadedModel:
     """Load the pinned version and run its smoke test. Raises ModelLoadError or SmokeTestFailed."""
     started = time.monotonic()
+    s3 = s3 if s3 is not None else make_s3_client()
+    at_load: set[Finding] = set()
     loaded = load_model(
         config.model,
         config.version_id,
         s3,
         model_format=config.model_format,
         trusted_types=config.skops_trusted_types,
+        verify=SignatureGate(config, s3),  # starts importing model_signing now, during the download
+        scan_mode=config.pickle_scan,
+        on_scan=lambda result: _log_scan(config, result),
+        on_finding=at_load.add,
     )
+    _log_imports_seen_while_loading(config, at_load)
     log_event(
         logger,
         logging.INFO,
@@ -97,6 +108,40 @@ def load_and_check(config: Config, smoke: SmokeTest | None, s3: Any = None) -> L
             tolerance=smoke.tolerance,
         )
     return loaded
+
+
+def _log_scan(config: Config, result: ScanResult) -> None:
+    """The static scan's findings, before a byte is deserialised (WARNING when it found a dangerous import)."""
+    level = logging.WARNING if result.dangerous else logging.INFO
+    if result.dangerous_imports:
+        verdict = f"dangerous imports {', '.join(result.dangerous_imports)}"
+    else:
+        verdict = "unreadable" if result.dangerous else "no dangerous import"
+    log_event(
+        logger,
+        level,
+        "model_scanned",
+        f"pickle scan of model {config.model} version {config.version_id}: {verdict} (MODEL_PICKLE_SCAN={config.pickle_scan})",
+        model_version_id=config.version_id,
+        mode=config.pickle_scan,
+        **result.as_json(),
+    )
+
+
+def _log_imports_seen_while_loading(config: Config, found: set[Finding]) -> None:
+    """Dangerous imports the guarded unpickler let through (MODEL_PICKLE_SCAN=warn only: under
+    refuse it raised). Suspicious ones (every scikit-learn class) are already in ``model_scanned``."""
+    dangerous = sorted(str(finding) for finding in found if finding.level == DANGEROUS)
+    if dangerous:
+        log_event(
+            logger,
+            logging.WARNING,
+            "model_dangerous_imports_loaded",
+            f"model {config.model} version {config.version_id} imported {', '.join(dangerous)} while loading "
+            f"(MODEL_PICKLE_SCAN={config.pickle_scan})",
+            model_version_id=config.version_id,
+            dangerous_imports=dangerous,
+        )
 
 
 @dataclass
@@ -192,7 +237,7 @@ class Startup:
         except SmokeTestFailed as exc:
             self._loaded = Failed(str(exc), {"check": exc.check})
         except ModelLoadError as exc:
-            self._loaded = Failed(str(exc))
+            self._loaded = Failed(str(exc), {"reason": exc.code} if exc.code else {})
         except BaseException as exc:  # also a bug, or a pickle raising SystemExit: one clear line, exit 1
             self._loaded = Failed(
                 f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}"
@@ -211,7 +256,6 @@ class Startup:
             "serving",
             f"serving model {config.model} version {config.version_id} with {workers} worker(s)",
             workers=workers,
-            threads=config.threads,
             keepalive_s=config.keepalive,
             read_timeout_s=config.read_timeout,
             shutdown_timeout_s=config.shutdown_timeout,

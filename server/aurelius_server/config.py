@@ -9,12 +9,15 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aurelius_server.signature import Trust
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 20.0
-DEFAULT_THREADS = 4
 # Longer than the load balancer's idle timeout (ALB and classic ELB default: 60 s), so the load
 # balancer, not the target, closes idle connections: "we recommend that you configure the idle
 # timeout of your application to be larger than the idle timeout configured for the load
@@ -75,12 +78,14 @@ class Config:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
     workers: int | None = None  # None: derived from the CPU quota or the cores (see ``cpus``)
-    threads: int = DEFAULT_THREADS
     keepalive: int = DEFAULT_KEEPALIVE_SECONDS
     read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS
     service_name: str = DEFAULT_SERVICE_NAME
     model_format: str = "auto"
     skops_trusted_types: tuple[str, ...] = ()
+    signing_trust: Trust | None = None  # MODEL_SIGNING_TRUST (``signature``); None: no trust configured
+    signing_required: bool = False  # MODEL_SIGNING_REQUIRED: a model without a trusted signature is refused
+    pickle_scan: str = "refuse"  # MODEL_PICKLE_SCAN (``pickle_scan``)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -88,6 +93,16 @@ class Config:
         version_id = _required(env, "MODEL_VERSION_ID")
         if any(ch.isspace() for ch in version_id):
             raise ConfigError(f"MODEL_VERSION_ID {version_id!r} contains whitespace")
+        # Imported here: both modules raise this module's ConfigError.
+        from aurelius_server.pickle_scan import mode_from_env
+        from aurelius_server.signature import trust_from_env
+
+        trust, required = trust_from_env(env), _boolean(env, "MODEL_SIGNING_REQUIRED", False)
+        if required and trust is None:
+            raise ConfigError(
+                "MODEL_SIGNING_REQUIRED is true but MODEL_SIGNING_TRUST is not set: a required signature "
+                "needs the trusted keys, certificates or Sigstore identity to check it against"
+            )
         return cls(
             model=parse_s3_uri(uri),
             version_id=version_id,
@@ -96,12 +111,14 @@ class Config:
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1, 1 << 31),
             shutdown_timeout=_seconds(env, "SHUTDOWN_TIMEOUT_SECONDS", DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
             workers=_integer(env, "WORKERS", None, 1, 256),
-            threads=_integer(env, "THREADS", DEFAULT_THREADS, 1, 256),
             keepalive=_integer(env, "KEEPALIVE_SECONDS", DEFAULT_KEEPALIVE_SECONDS, 1, 3600),
             read_timeout=_positive_seconds(env, "READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS),
             service_name=env.get("SERVICE_NAME") or DEFAULT_SERVICE_NAME,
             model_format=_model_format(env),
             skops_trusted_types=_trusted_types(env),
+            signing_trust=trust,
+            signing_required=required,
+            pickle_scan=mode_from_env(env),
         )
 
 
@@ -123,6 +140,16 @@ def _trusted_types(env: Mapping[str, str]) -> tuple[str, ...]:
                 "(module.Name, e.g. sklearn.linear_model._logistic.LogisticRegression)"
             )
     return names
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} {raw!r} is not true or false")
+    return value == "true"
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -13,15 +13,19 @@ The object key keeps its name (``model.pkl``) whatever the format: the first byt
   set MODEL_FORMAT=pickle to load one.
 
 SECURITY: ``pickle`` and ``joblib`` run code while loading (joblib files are pickles). Only
-``skops`` does not.
+``skops`` does not. Both are loaded through ``pickle_scan``'s guarded unpicklers: every import
+the stream resolves is checked against picklescan's list before it is used, so a dangerous one
+is refused (MODEL_PICKLE_SCAN=refuse) even where the static scan could not reach it (after a
+numpy array in a joblib file).
 """
 
 from __future__ import annotations
 
 import mmap
-import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from aurelius_server.pickle_scan import DEFAULT_MODE, Finding, PickleRefused, load_joblib_guarded, load_pickle_guarded
 
 FORMATS = ("pickle", "joblib", "skops")
 AUTO = "auto"
@@ -65,17 +69,23 @@ def _names_joblib_arrays(handle: Any) -> bool:
         return False
 
 
-def deserialise(path: str, model_format: str, trusted_types: Sequence[str] = ()) -> Any:
-    """The object in ``path``. Raises FormatError (ModuleNotFoundError named with what to do)."""
+def deserialise(
+    path: str,
+    model_format: str,
+    trusted_types: Sequence[str] = (),
+    scan_mode: str = DEFAULT_MODE,
+    on_finding: Callable[[Finding], None] = lambda _: None,
+) -> Any:
+    """The object in ``path``. Raises FormatError (ModuleNotFoundError named with what to do), or
+    PickleRefused when a dangerous import is resolved under ``scan_mode`` refuse."""
     try:
         if model_format == "skops":
             return _skops(path, trusted_types)
         if model_format == "joblib":
-            import joblib  # only a joblib model needs it
-
-            return joblib.load(path)
-        with open(path, "rb") as handle:
-            return pickle.load(handle)  # runs code: see the module docstring
+            return load_joblib_guarded(path, scan_mode, on_finding)  # runs code: see the module docstring
+        return load_pickle_guarded(path, scan_mode, on_finding)  # runs code: see the module docstring
+    except PickleRefused:
+        raise
     except ModuleNotFoundError as exc:
         raise FormatError(
             f"the {model_format} file needs the module {exc.name!r}, which is not installed: {MODEL_REQUIREMENTS_HINT}"

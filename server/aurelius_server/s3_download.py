@@ -61,10 +61,11 @@ READ_CHUNK = MIB
 
 
 class ModelLoadError(Exception):
-    """The pinned model could not be loaded. ``str()`` names the URI, the version and why."""
+    """The pinned model could not be loaded. ``str()`` names the URI, the version and why;
+    ``code``, when set, is a short stable name for the cause (``signature_missing``, ``pickle_refused``)."""
 
-    def __init__(self, location: S3Location, version_id: str, reason: str):
-        self.location, self.version_id, self.reason = location, version_id, reason
+    def __init__(self, location: S3Location, version_id: str, reason: str, code: str | None = None):
+        self.location, self.version_id, self.reason, self.code = location, version_id, reason, code
         super().__init__(f"cannot load model {location} version {version_id}: {reason}")
 
 

@@ -18,7 +18,9 @@ same function as ``aurelius/core/signature_layout.py`` on the operator side (thi
 without ``aurelius``; a test asserts both agree). docs/threat-model.md explains the choice.
 
 Trust comes from the environment variable ``MODEL_SIGNING_TRUST`` (JSON), set by the stack from
-the operator's service settings, never from the bucket:
+the operator's service settings, never from the bucket (or ``MODEL_SIGNING_TRUST_FILE``, a file
+holding that JSON: the elb install writes one, a systemd environment file cannot hold JSON's
+quotes safely):
 
 - ``{"mode": "key", "public_keys": [PEM, ...]}``: ECDSA P-256, P-384 or P-521 public keys
   (model-signing 1.1.1 signs and verifies with elliptic-curve keys only; Ed25519 is refused
@@ -49,6 +51,7 @@ from typing import Any
 from aurelius_server.config import ConfigError
 
 TRUST_VARIABLE = "MODEL_SIGNING_TRUST"
+TRUST_FILE_VARIABLE = "MODEL_SIGNING_TRUST_FILE"
 SIGNATURE_INFIX = ".sig/"
 MODES = ("key", "certificate", "sigstore")
 # The curves model-signing 1.1.1 accepts (sign_ec_key._check_supported_ec_key).
@@ -177,8 +180,19 @@ def read_bundle(s3: Any, bucket: str, model_key: str, sha256_hex: str) -> bytes 
 
 
 def trust_from_env(env: Mapping[str, str]) -> Trust | None:
-    """The trust in ``MODEL_SIGNING_TRUST``, or None when it is unset or empty."""
-    text = env.get(TRUST_VARIABLE, "").strip()
+    """The trust in ``MODEL_SIGNING_TRUST`` (or the file ``MODEL_SIGNING_TRUST_FILE`` names), or
+    None when neither is set."""
+    text, path = env.get(TRUST_VARIABLE, "").strip(), env.get(TRUST_FILE_VARIABLE, "").strip()
+    if text and path:
+        raise TrustConfigError(f"set {TRUST_VARIABLE} or {TRUST_FILE_VARIABLE}, not both")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrustConfigError(f"{TRUST_FILE_VARIABLE} {path!r} cannot be read: {exc}") from None
+        if not text:
+            raise TrustConfigError(f"{TRUST_FILE_VARIABLE} {path!r} is empty")
     return parse_trust(text) if text else None
 
 

@@ -4,10 +4,10 @@ Clients never see a stack trace or an exception text from the model: failures ar
 here and answered with a short JSON error (``{"error": code, "message": text}``).
 
 The same application answers while the model loads (``loading_responder``) and
-once it is loaded (gunicorn's workers): ``ServerState`` says which.
+once it is loaded (the workers' event loops): ``ServerState`` says which.
 A response that must end its connection (the request body was not read, or the server is
-stopping) carries ``Connection: close``; ``gunicorn_app`` turns that header into gunicorn's
-own close.
+stopping) carries ``Connection: close``; the HTTP layer (``http11``) sends it and closes the
+connection after that response.
 """
 
 from __future__ import annotations

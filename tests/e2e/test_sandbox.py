@@ -14,7 +14,7 @@ import pytest
 
 from aurelius.sandbox.demo import Demo, Timeline
 from aurelius.sandbox.environment import local_aws
-from tests.helpers import BUCKET, CLUSTER_STACK, ELB_STACK, KEY, MODEL_URI, REPO, SERVICE_STACK, TRIGGER_STACK
+from tests.helpers import BUCKET, CLUSTER_STACK, ELB_STACK, KEY, REPO, SERVICE_STACK, TRIGGER_STACK
 
 pytestmark = pytest.mark.e2e
 
@@ -33,26 +33,29 @@ def test_demo_loop_ends_with_newest_model_on_a_new_revision(finished_demo):
     aws, demo, lines = finished_demo
     session = aws.session()
     s3, cfn, ecs = session.client("s3"), session.client("cloudformation"), session.client("ecs")
-    # Then the service stack pins the current S3 version of the model (the sixth upload)
+    # Then the service stack pins the current S3 version of the model (the ninth upload)
     current = s3.head_object(Bucket=demo.trigger.bucket, Key=demo.trigger.key)["VersionId"]
     versions = s3.list_object_versions(Bucket=demo.trigger.bucket, Prefix=demo.trigger.key)["Versions"]
-    assert len(versions) == 6
+    assert len([v for v in versions if v["Key"] == demo.trigger.key]) == 9
     stack = cfn.describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert params["ModelVersionId"] == current and stack["StackStatus"] == "UPDATE_COMPLETE"
-    # and it runs revision 6: v1 at create, v2, v4 (v3 was never deployed on its own), the bad
-    # v5, the emulated rollback to v4, then v6
+    # and it runs revision 9: v1 at create, v2, v4 (v3 was never deployed on its own), the bad
+    # v5, the emulated rollback to v4, v6, (the unsigned v7 never), the tampered v8, the
+    # emulated rollback to v6, then v9
     resources = cfn.describe_stack_resources(StackName=SERVICE_STACK)["StackResources"]
     task = next(r["PhysicalResourceId"] for r in resources if r.get("ResourceType") == "AWS::ECS::TaskDefinition")
-    assert task.endswith(":6")
+    assert task.endswith(":9")
     family = task.split("/")[-1].split(":")[0]
     inactive = ecs.list_task_definitions(familyPrefix=family, status="INACTIVE")["taskDefinitionArns"]
-    assert len(inactive) == 5
+    assert len(inactive) == 8
+    # and the stack requires signatures from the demo's key, which the task receives
+    assert params["SigningRequired"] == "true" and json.loads(params["SigningTrust"])["mode"] == "key"
     # and every stack the demo deploys exists
     stacks = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"].endswith("_COMPLETE")}
     assert {CLUSTER_STACK, SERVICE_STACK, ELB_STACK, TRIGGER_STACK} <= stacks
     # and the timeline has one line per step
-    assert len(lines) == 13
+    assert len(lines) == 19
 
 
 def test_demo_bad_model_is_refused_rolled_back_marked_failed_and_not_retried(finished_demo):
@@ -77,7 +80,27 @@ def test_demo_bad_model_is_refused_rolled_back_marked_failed_and_not_retried(fin
     assert len(tries_of_v5) == 1
     assert "skipped: v5's rollout rolled back; not retried" in timeline
     # ... and the good v6 after it deployed and passed the real server's smoke test
-    assert "passes the smoke test and turns healthy" in lines[-1]
+    assert "passes the smoke test and turns healthy" in timeline
+
+
+def test_demo_unsigned_and_tampered_models_are_refused_and_a_signed_one_is_served(finished_demo):
+    aws, demo, lines = finished_demo
+    cfn = aws.session().client("cloudformation")
+    timeline = "\n".join(lines)
+    # Then the unsigned v7 was refused by the redeployer with one alarm: no update ever named it
+    assert "upload unsigned v7 -> refused, 1 alarm" in timeline and "alarm 'not signed'" in timeline
+    # ... the tampered v8 was deployed (its metadata names a signed digest), refused by the real
+    # server (its own hash has no signature) and rolled back under its token ...
+    assert "real model server on v8: refused" in timeline and "startup_failed: signature_missing" in timeline
+    events = cfn.describe_stack_events(StackName=SERVICE_STACK)["StackEvents"]
+    stack_level = {
+        (e["ResourceStatus"], e.get("ClientRequestToken"))
+        for e in events
+        if e["ResourceType"] == "AWS::CloudFormation::Stack"
+    }
+    assert ("UPDATE_ROLLBACK_COMPLETE", demo.tampered_token) in stack_level
+    # ... and the demo ends on the signed v9, verified by the real server and served
+    assert "upload signed v9 -> verified and served" in lines[-1] and "signature verified" in lines[-1]
 
 
 def test_make_demo_entry_point_exits_zero_and_prints_the_timeline():
@@ -123,8 +146,15 @@ def test_keep_mode_redeploys_a_manual_upload_and_fires_a_refresh_tick(tmp_path):
         aws = [str(REPO / ".venv" / "bin" / "aws")] if (REPO / ".venv/bin/aws").exists() else ["aws"]
         model = tmp_path / "model.pkl"
         model.write_bytes(b"\x80\x04K\x05.")  # a pickle of the int 5, written by hand: never loaded here
-        # When a person uploads by hand with the AWS CLI, as the printed help says
-        subprocess.run([*aws, "s3", "cp", str(model), MODEL_URI], env=env, check=True, capture_output=True)
+        # When a person publishes it with the demo's signing key, as the printed help says
+        aurelius = str(REPO / ".venv" / "bin" / "aurelius") if (REPO / ".venv/bin/aurelius").exists() else "aurelius"
+        key = REPO / ".sandbox/signing/demo-signing.pem"
+        subprocess.run(
+            [aurelius, "publish", "--environment", "local", "--key", str(key), str(model)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
         current = s3.head_object(Bucket=BUCKET, Key=KEY)["VersionId"]

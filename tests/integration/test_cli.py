@@ -7,6 +7,7 @@ aurelius.sandbox.moto_compat (applied by conftest.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from aurelius import cli
 from aurelius.core.reconcile import Target, reconcile
 from tests.helpers import CallLog
 from tests.integration.conftest import BUCKET, KEY, SERVICE_STACK
+from tests.integration.signed_uploads import require_signing, upload
+from tests.signing.material import make_key
 
 AURELIUS = Path(sys.executable).with_name("aurelius")
 
@@ -223,10 +226,71 @@ def test_moto_update_events_carry_the_request_token_through_moto_compat(deployed
 
 # ---------------------------------------------------------------------------- the console script
 @pytest.mark.parametrize(
-    "argv", [[], ["status"], ["deploy"], ["history"]], ids=["aurelius", "status", "deploy", "history"]
+    "argv",
+    [[], ["status"], ["deploy"], ["history"], ["publish"], ["sign"]],
+    ids=["aurelius", "status", "deploy", "history", "publish", "sign"],
 )
 def test_console_script_help_works_for_every_command(argv):
     done = subprocess.run([str(AURELIUS), *argv, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: aurelius")
     assert "--help" in done.stdout
+
+
+# ---------------------------------------------------------------------------- signing (issue 17)
+def test_publish_writes_the_signature_then_the_model_and_status_shows_both_signed(deployed, capsys, tmp_path):
+    # Given a service that requires signing, a key, and a model file
+    require_signing(deployed.cfn)
+    key = make_key(tmp_path, "publisher")
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04K\x2a.")  # pickle of 42
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    # When
+    code, out, err = run(capsys, "publish", "-e", "local", str(model), "--key", str(key.private_key))
+    # Then the model's new version carries its digest, and its signature is where the layout says
+    assert code == 0, err
+    # (moto neither stores nor checks ChecksumSHA256: tests/unit/test_publish.py pins that it is sent)
+    head = deployed.s3.head_object(Bucket=BUCKET, Key=KEY)
+    assert f"as version {head['VersionId']}" in out
+    assert head["Metadata"] == {"aurelius-sha256": digest}
+    sidecar = deployed.s3.head_object(Bucket=BUCKET, Key=f"{KEY}.sig/{digest}")
+    assert sidecar["LastModified"] <= head["LastModified"]  # written first
+    # and status shows the newest version signed, the deployed one (uploaded by hand) not, signing required
+    code, env = status_of(capsys)
+    assert env["signing_required"] is True
+    assert env["newest_signature"]["state"] == "signed" and env["deployed_signature"]["state"] == "no-digest"
+    # and the service's tasks (moto runs none, but reports the counts)
+    assert env["tasks"]["desired"] >= 1 and "running" in env["tasks"]
+
+
+def test_a_forced_deploy_refuses_an_unsigned_version_where_signing_is_required(deployed, capsys):
+    # Given a service that requires signing, and an unsigned upload
+    require_signing(deployed.cfn)
+    before = deployed.parameters()["ModelVersionId"]
+    unsigned = upload(deployed.s3, 2, signed=False)
+    # When the operator forces it
+    code, _, err = run(capsys, "deploy", "--environment", "local", "--version-id", unsigned)
+    # Then it is refused (the server would refuse it anyway), naming why, and nothing moved
+    assert code == 1
+    assert f"not signed: version {unsigned}" in err and "forced deploy refuses it too" in err
+    assert deployed.parameters()["ModelVersionId"] == before
+
+
+def test_a_signed_version_is_deployed_by_a_forced_deploy_where_signing_is_required(deployed, capsys):
+    require_signing(deployed.cfn)
+    signed = upload(deployed.s3, 2, signed=True)
+    code, out, _ = run(capsys, "deploy", "--environment", "local", "--version-id", signed)
+    assert code == 0, out
+    assert deployed.parameters()["ModelVersionId"] == signed
+
+
+def test_history_shows_whether_each_deployed_version_is_signed(deployed, capsys):
+    require_signing(deployed.cfn)
+    signed = upload(deployed.s3, 2, signed=True)
+    assert reconcile(Target(SERVICE_STACK, BUCKET, KEY), s3=deployed.s3, cfn=deployed.cfn).action.value == "started"
+    code, out, _ = run(capsys, "history", "--environment", "local", "--json")
+    assert code == 0
+    record = json.loads(out)
+    newest = record["deploys"][0]
+    assert record["signing_required"] is True
+    assert (newest["version_id"], newest["signature"]["state"]) == (signed, "signed")

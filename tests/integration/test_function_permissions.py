@@ -11,7 +11,8 @@ ARNs of the scenario's resources.
 
 What a call needs (AWS API references, "Permissions" sections):
 - HeadObject: s3:GetObject, or s3:GetObjectVersion with a VersionId, on bucket/key; and
-  s3:ListBucket on the bucket, without which a missing key answers 403 instead of 404.
+  s3:ListBucket on the bucket, without which a missing key answers 403 instead of 404. The same
+  for the signature sidecar ``{key}.sig/{sha256}`` where the service stack requires signing.
 - DescribeStacks / DescribeStackEvents / UpdateStack / CancelUpdateStack: the same action on
   the stack's ARN; UpdateStack with RoleARN also iam:PassRole on that role, passed to
   cloudformation.amazonaws.com.
@@ -35,6 +36,7 @@ from aurelius.core.lambda_runtime import Config
 from aurelius.sandbox.triggers import point_code_at, samconfig_deploy_parameters, translate
 from tests.helpers import BUCKET, CLUSTER_STACK, KEY, REPO, SERVICE_STACK, LambdaContext, load_event, load_handler
 from tests.iam_policy import Request, Resolver, allowed
+from tests.integration.signed_uploads import require_signing, upload
 
 FUNCTIONS = {"redeploy_service": "RedeployServiceFunction", "scheduled_refresh": "ScheduledRefreshFunction"}
 RECORDED_SERVICES = ("s3", "cloudformation", "sns")
@@ -269,3 +271,22 @@ def test_a_call_without_an_iam_rule_fails_the_proof(scenario, translated):
     scenario.calls.append(Call("redeploy_service", "s3", "DeleteObject", {"Bucket": BUCKET, "Key": KEY}))
     # Then the proof names it rather than passing it
     assert any("no IAM rule for s3.DeleteObject" in problem for problem in scenario.refused(translated))
+
+
+def test_the_signature_check_is_allowed_on_the_model_keys_sidecars_only(scenario, translated):
+    # Given a service stack that requires signing, a signed upload, then an unsigned one
+    require_signing(scenario.aws.cfn)
+    upload(scenario.aws.s3, 2, signed=True)
+    assert scenario.upload_event()["action"] == "started"
+    upload(scenario.aws.s3, 3, signed=False)
+    assert scenario.upload_event()["finding"] == "NotSigned"
+    # Then the handler looked the sidecar up (HeadObject on {key}.sig/{sha256}) ...
+    sidecar_heads = [c for c in scenario.calls if c.operation == "HeadObject" and ".sig/" in c.params["Key"]]
+    assert len(sidecar_heads) == 2, [str(c) for c in scenario.calls]
+    # ... and every call, these included, is allowed on its exact ARN
+    refused = scenario.refused(translated)
+    assert not refused, "the function policies refuse:\n" + "\n".join(refused)
+    # while another object's signatures, or anything else under the key's name, stay out of reach
+    documents = function_policies(translated, "RedeployServiceFunction", scenario.physical)
+    assert not allowed(documents, Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/models/other.pkl.sig/{'0' * 64}"))
+    assert not allowed(documents, Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{KEY}.bak"))

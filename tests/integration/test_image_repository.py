@@ -39,7 +39,10 @@ def test_creates_the_repository_named_by_convention_and_prints_the_push_commands
     # and the exact commands and the image value (the settings' tag) are printed, in order
     lines = [line.strip() for line in out.splitlines()]
     login = f"aws ecr get-login-password --region us-east-1 | docker login --username AWS --password-stdin {URI.split('/')[0]}"
-    build, push = f"docker build -t {URI}:0.1.0 server/", f"docker push {URI}:0.1.0"
+    build, push = (
+        f"docker build --build-arg MODEL_REQUIREMENTS=model-requirements.txt -t {URI}:0.1.0 server/",
+        f"docker push {URI}:0.1.0",
+    )
     assert lines.index(login) < lines.index(build) < lines.index(push) < lines.index(f"image: {URI}:0.1.0")
 
 

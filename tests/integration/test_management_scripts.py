@@ -406,11 +406,75 @@ def test_service_script_without_smoke_test_sends_empty_values_and_the_task_has_n
     assert {"MODEL_S3_URI", "MODEL_VERSION_ID", "SERVICE_NAME"} <= names
 
 
+def _signed_local_settings(scripts, directory) -> tuple[str, str]:
+    """The shipped local settings with signing required by a key file next to the copy."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (directory / "release.pub").write_bytes(pem)
+    text = scripts["service"].SETTINGS.read_text().replace(
+        "    tags: {project: aurelius, owner: ml-platform}\n",
+        "    signing: {required: true, trust: {mode: key, public_keys: [release.pub]}}\n"
+        "    model: {bucket: aurelius-models-local-demo, key: models/model.pkl, pickle_scan: warn}\n"
+        "    tags: {project: aurelius, owner: ml-platform}\n",
+        1,
+    )
+    text = text.replace("    model:\n      bucket: aurelius-models-local-demo\n      key: models/model.pkl\n", "", 1)
+    return text, pem.decode()
+
+
+def test_service_script_sends_signing_and_model_loading_settings_to_the_task(aws, scripts, tmp_path):
+    # Given local settings that require signatures from a key file next to them, and a warn scan
+    text, pem = _signed_local_settings(scripts, tmp_path)
+    path = tmp_path / "service-settings.yml"
+    path.write_text(text)
+    aws.upload(1)
+    aws.ecs.create_cluster(clusterName=CLUSTER)
+
+    # When the service stack is created
+    assert scripts["service"].main(["--environment", "local", "--settings", str(path)]) == 0
+
+    # Then the stack carries them as parameters (the redeployer reads SigningRequired there) ...
+    params = aws.parameters()
+    trust = json.dumps({"mode": "key", "public_keys": [pem]}, separators=(",", ":"))
+    assert (params["SigningRequired"], params["SigningTrust"]) == ("true", trust)
+    assert (params["ModelFormat"], params["PickleScan"], params["SkopsTrustedTypes"]) == ("auto", "warn", "")
+    # ... and the task gets the server's MODEL_* variables (no MODEL_SKOPS_TRUSTED_TYPES: none set)
+    task = aws.ecs.describe_task_definition(taskDefinition=aws.task_definition_resource())["taskDefinition"]
+    env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+    assert env["MODEL_SIGNING_TRUST"] == trust and env["MODEL_SIGNING_REQUIRED"] == "true"
+    assert (env["MODEL_FORMAT"], env["MODEL_PICKLE_SCAN"]) == ("auto", "warn")
+    assert "MODEL_SKOPS_TRUSTED_TYPES" not in env
+
+
+@pytest.mark.parametrize("which", ["service", "elb"])
+def test_a_missing_trust_file_exits_2_before_any_aws_call(tmp_path, monkeypatch, capsys, scripts, which):
+    # Given the shipped prod settings, whose release key file the operator has not put in place
+    # (copied, so the key path resolves next to the copy, where there is none)
+    path = tmp_path / "service-settings.yml"
+    path.write_text(scripts[which].SETTINGS.read_text())
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("an AWS call was attempted with an unreadable trust file")
+
+    monkeypatch.setattr(boto3.session.Session, "client", no_aws)
+    # When prod is deployed / Then exit 2 naming the file, the key and the missing file
+    assert scripts[which].main(["--environment", "prod", "--settings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "environments.prod.signing.trust.public_keys.0" in err
+    assert "signing/prod-model-signing.pub" in err
+
+
 def test_service_script_role_lookup_denied_is_a_note_not_a_failure(scripts, capsys):
     # moto cannot refuse iam:GetRole: a botocore Stubber stands in and answers AccessDenied.
     import argparse
 
-    from aurelius.management import ScriptContext
+    from aurelius.scripts.management import ScriptContext
     from aurelius.settings import ServiceSettings, load_environment
     from tests.stubs import stubbed
 

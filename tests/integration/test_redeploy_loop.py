@@ -11,6 +11,7 @@ import pytest
 
 from aurelius.core.lambda_runtime import Config, logger
 from tests.helpers import BUCKET, KEY, SERVICE_STACK, LambdaContext, load_event, load_handler
+from tests.integration.signed_uploads import require_signing, upload
 
 
 @pytest.fixture
@@ -299,3 +300,29 @@ def test_twelve_ticks_on_the_same_broken_stack_send_one_message_and_the_repair_s
     tags = boto3.client("sns").list_tags_for_resource(ResourceArn=loop.topic)["Tags"]
     assert [t for t in tags if t["Key"] == "aurelius:last-alarm"] == []
     assert loop.tick()["action"] == "in-sync" and drain(loop) == []
+
+
+# ---------------------------------------------------------------------------- signing required
+def test_where_signing_is_required_only_a_signed_upload_is_deployed_and_an_unsigned_one_alarms_once(noisy_loop):
+    loop = noisy_loop
+    # Given the service stack requires signed models (deploy-service.py with signing.required: true)
+    require_signing(loop.aws.cfn)
+    deployed = loop.aws.parameters()["ModelVersionId"]
+    updates_before = len(loop.updates)
+    # When an unsigned version is uploaded, and the schedule finds it again
+    unsigned = upload(loop.aws.s3, 2, signed=False)
+    first, second = loop.upload_event(), loop.tick()
+    # Then it is not deployed, both runs alarm, and one message names the version and the reason
+    assert (first["action"], first["finding"]) == ("alarm", "NotSigned")
+    assert second["finding"] == "NotSigned" and len(loop.updates) == updates_before
+    assert loop.aws.parameters()["ModelVersionId"] == deployed
+    (alarm,) = drain(loop)
+    assert alarm["wanted_version"] == unsigned and alarm["reason"].startswith(f"not signed: version {unsigned} of ")
+    # When a signed version follows (its signature written first, as aurelius publish does)
+    signed = upload(loop.aws.s3, 3, signed=True)
+    outcome = loop.upload_event()
+    # Then it is deployed, and the alarm is resolved
+    assert outcome["action"] == "started"
+    assert loop.aws.parameters()["ModelVersionId"] == signed
+    (resolved,) = drain(loop)
+    assert resolved["notice"] == "resolved"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from aurelius_server.config import Config, ConfigError, S3Location, parse_s3_uri
@@ -62,7 +64,7 @@ def test_serving_defaults_keep_alive_longer_than_the_load_balancer_idle_timeout(
     # Then keep-alive outlasts the ALB / classic ELB idle timeout (60 s default), workers are
     # derived from the CPUs (None here), and metrics carry the default service name
     assert config.keepalive == 75 and config.keepalive > 60
-    assert (config.workers, config.threads, config.read_timeout) == (None, 4, 10.0)
+    assert (config.workers, config.read_timeout) == (None, 10.0)
     assert config.service_name == "aurelius-model-server"
 
 
@@ -71,7 +73,6 @@ def test_serving_settings_come_from_the_environment():
     env = {
         **BASE,
         "WORKERS": "3",
-        "THREADS": "8",
         "KEEPALIVE_SECONDS": "120",
         "READ_TIMEOUT_SECONDS": "2.5",
         "SERVICE_NAME": "fraud-model",
@@ -79,9 +80,8 @@ def test_serving_settings_come_from_the_environment():
 
     # When the config is read / Then they are used
     config = Config.from_env(env)
-    assert (config.workers, config.threads, config.keepalive, config.read_timeout, config.service_name) == (
+    assert (config.workers, config.keepalive, config.read_timeout, config.service_name) == (
         3,
-        8,
         120,
         2.5,
         "fraud-model",
@@ -93,7 +93,6 @@ def test_serving_settings_come_from_the_environment():
     [
         ("WORKERS", "0", "outside 1..256"),
         ("WORKERS", "two", "is not an integer"),
-        ("THREADS", "0", "outside 1..256"),
         ("KEEPALIVE_SECONDS", "0", "outside 1..3600"),
         ("READ_TIMEOUT_SECONDS", "0", "> 0"),
     ],
@@ -129,3 +128,83 @@ def test_bad_format_settings_are_refused_naming_the_variable(name, value, rule):
     with pytest.raises(ConfigError, match=name) as raised:
         Config.from_env({**BASE, name: value})
     assert rule in str(raised.value)
+
+
+def test_threads_is_ignored_now_that_each_worker_is_one_event_loop():
+    # Given THREADS from an older task definition, even a value the old rule refused
+    # When the config is read / Then it starts, and the config has no threads setting at all
+    config = Config.from_env({**BASE, "THREADS": "0"})
+    assert not hasattr(config, "threads")
+
+
+def test_signing_is_off_by_default_and_the_scan_refuses():
+    # Given no signing or scan variables / When read
+    config = Config.from_env(BASE)
+
+    # Then no trust, not required, and the pickle scan refuses dangerous imports
+    assert (config.signing_trust, config.signing_required, config.pickle_scan) == (None, False, "refuse")
+
+
+def test_signing_trust_required_and_scan_mode_come_from_the_environment(tmp_path):
+    # Given a trusted public key, signing required and the scan in warn mode
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    env = {
+        **BASE,
+        "MODEL_SIGNING_TRUST": json.dumps({"mode": "key", "public_keys": [pem]}),
+        "MODEL_SIGNING_REQUIRED": "TRUE",
+        "MODEL_PICKLE_SCAN": "warn",
+    }
+
+    # When read / Then all three are in the config
+    config = Config.from_env(env)
+    assert config.signing_trust is not None and config.signing_trust.mode == "key"
+    assert config.signing_trust.public_keys == (pem.encode(),)
+    assert (config.signing_required, config.pickle_scan) == (True, "warn")
+
+
+@pytest.mark.parametrize(
+    "env, rule",
+    [
+        ({"MODEL_SIGNING_REQUIRED": "true"}, "MODEL_SIGNING_TRUST is not set"),
+        ({"MODEL_SIGNING_REQUIRED": "yes"}, "is not true or false"),
+        ({"MODEL_SIGNING_TRUST": "{not json"}, "is not JSON"),
+        ({"MODEL_PICKLE_SCAN": "ignore"}, "is not one of refuse, warn"),
+    ],
+)
+def test_bad_signing_settings_are_refused_naming_the_variable(env, rule):
+    # Given one bad signing or scan variable / When read / Then a ConfigError names the rule
+    with pytest.raises(ConfigError, match=rule):
+        Config.from_env({**BASE, **env})
+
+
+def test_the_trust_may_come_from_a_file_as_the_elb_install_writes_it(tmp_path):
+    # Given the trust JSON in a file (a systemd environment file cannot hold its quotes)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    path = tmp_path / "signing-trust.json"
+    path.write_text(json.dumps({"mode": "key", "public_keys": [pem]}))
+
+    # When the config names the file / Then the trust is read from it
+    config = Config.from_env({**BASE, "MODEL_SIGNING_TRUST_FILE": str(path), "MODEL_SIGNING_REQUIRED": "true"})
+    assert config.signing_trust is not None and config.signing_trust.public_keys == (pem.encode(),)
+
+    # And a missing file, or both variables, is a ConfigError naming the rule
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Config.from_env({**BASE, "MODEL_SIGNING_TRUST_FILE": str(tmp_path / "absent.json")})
+    with pytest.raises(ConfigError, match="not both"):
+        Config.from_env({**BASE, "MODEL_SIGNING_TRUST_FILE": str(path), "MODEL_SIGNING_TRUST": path.read_text()})

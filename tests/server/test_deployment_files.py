@@ -236,6 +236,56 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
     ]
 
 
+def test_install_script_hands_the_model_and_signing_settings_to_the_server(bundle, tmp_path):
+    # Given the user data's environment with the model's format, scan mode and signing trust
+    # (compact JSON with quotes and escaped newlines, as deploy-elb.py sends SigningTrust)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from aurelius_server.config import Config
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    trust = json.dumps({"mode": "key", "public_keys": [pem]}, separators=(",", ":"))
+
+    # When the install script runs
+    result = run_install(
+        bundle,
+        tmp_path,
+        MODEL_S3_URI="s3://models-bucket/m.pkl",
+        MODEL_VERSION_ID="v1",
+        MODEL_FORMAT="joblib",
+        MODEL_PICKLE_SCAN="warn",
+        MODEL_SIGNING_REQUIRED="true",
+        MODEL_SIGNING_TRUST=trust,
+    )
+
+    # Then the environment file names the settings and the trust file, which holds the JSON as sent
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "root"
+    lines = (root / "etc/aurelius/model-server.env").read_text().splitlines()
+    assert lines[-4:] == [
+        'MODEL_FORMAT="joblib"',
+        'MODEL_PICKLE_SCAN="warn"',
+        'MODEL_SIGNING_REQUIRED="true"',
+        "MODEL_SIGNING_TRUST_FILE=/etc/aurelius/signing-trust.json",
+    ]
+    trust_file = root / "etc/aurelius/signing-trust.json"
+    assert trust_file.read_text() == trust + "\n"
+    assert oct(trust_file.stat().st_mode & 0o777) == "0o640"
+    # And the server reads that environment (as systemd passes it) into a trust it can verify with
+    env = dict(line.split("=", 1) for line in lines[1:])
+    env = {name: value.strip('"') for name, value in env.items()}
+    env["MODEL_SIGNING_TRUST_FILE"] = str(trust_file)
+    config = Config.from_env(env)
+    assert (config.model_format, config.pickle_scan, config.signing_required) == ("joblib", "warn", True)
+    assert config.signing_trust is not None and config.signing_trust.public_keys == (pem.encode(),)
+
+
 def test_install_script_installs_another_model_requirements_file_when_told(bundle, tmp_path):
     # Given a requirements file of the model's own, outside the bundle
     own = tmp_path / "my-model-requirements.txt"

@@ -72,9 +72,13 @@ def test_a_model_that_fails_to_unpickle_leaves_no_file_behind(publish, s3, tmp_p
     # Given bytes that start like a pickle and are not one
     published = publish(b"\x80\x04 not a pickle at all")
 
-    # When loaded into a download directory, it is refused
-    with pytest.raises(ModelLoadError, match="loading the pickle file failed: UnpicklingError"):
+    # When loaded into a download directory, it is refused (by the pickle scan, before unpickling)
+    with pytest.raises(ModelLoadError, match="the pickle file could not be scanned: not a readable pickle stream"):
         load_model(parse_s3_uri(published.uri), published.version_id, s3, directory=str(tmp_path))
+
+    # And with the scan in warn mode, by the unpickler itself
+    with pytest.raises(ModelLoadError, match="loading the pickle file failed: UnpicklingError"):
+        load_model(parse_s3_uri(published.uri), published.version_id, s3, scan_mode="warn", directory=str(tmp_path))
 
     # Then the directory is empty again
     assert list(tmp_path.iterdir()) == []

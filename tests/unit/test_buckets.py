@@ -1,4 +1,4 @@
-"""aurelius.buckets.ensure_private_bucket: what it sends (botocore Stubber), where moto cannot say.
+"""aurelius.scripts.buckets.ensure_private_bucket: what it sends (botocore Stubber), where moto cannot say.
 
 moto accepts any LocationConstraint and never answers 403 for another account's bucket.
 """
@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import ANY
 
-from aurelius.buckets import BucketUnavailable, ensure_private_bucket
+from aurelius.scripts.buckets import BucketUnavailable, ensure_private_bucket
 from tests.stubs import stubbed
 
 

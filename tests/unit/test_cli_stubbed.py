@@ -25,6 +25,7 @@ URI = MODEL_URI
 TASK = "arn:aws:ecs:us-east-1:123456789012:task-definition/aurelius-task-local-demo"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 UPLOADED = {"v1": T0 - timedelta(days=2), "v2": T0 - timedelta(days=1), "v3": T0 - timedelta(hours=1)}
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # a model's sha256 (aurelius-sha256)
 
 
 def at(minutes: int) -> datetime:
@@ -73,6 +74,19 @@ class Aws(StubbedAws):
         self.s3_stub.add_response(
             "head_object", {"VersionId": version, "ContentLength": 2048, "LastModified": UPLOADED[version]}, expected
         )
+
+    def signatures(self, *versions: str, signed: str | None = None):
+        """What `aurelius history` reads per version shown: HeadObject (its digest metadata) and, for
+        the ``signed`` one, HeadObject on its sidecar."""
+        for version in versions:
+            metadata = {"aurelius-sha256": DIGEST} if version == signed else {}
+            self.s3_stub.add_response(
+                "head_object",
+                {"VersionId": version, "ContentLength": 2048, "Metadata": metadata},
+                {"Bucket": BUCKET, "Key": KEY, "VersionId": version},
+            )
+            if version == signed:
+                self.s3_stub.add_response("head_object", {}, {"Bucket": BUCKET, "Key": f"{KEY}.sig/{DIGEST}"})
 
     def head_missing(self, version: str):
         self.s3_stub.add_client_error(
@@ -318,7 +332,8 @@ def status_calls(
     aws.head(newest, named=False)
     if token_read:
         aws.events(events)  # the newest update's token: the failed mark, or whose update is past its deadline
-    aws.head(deployed)
+    if deployed != newest:  # the newest version's HeadObject already says it all
+        aws.head(deployed)
     aws.resources(revision)
     aws.events(events)  # the last deploy
     aws.versions("v1", "v2", "v3")
@@ -465,6 +480,7 @@ def test_history_lists_updates_newest_first_with_outcomes_read_across_event_page
     aws.events(newest_page, next_token="page-2")
     aws.events(oldest_page, after="page-2")
     aws.versions("v1", "v2", "v3")
+    aws.signatures("v3", "v2", signed="v3")  # each distinct version shown, once
     # When
     code, out, _ = aws.run(capsys, "history", "--environment", "local", "--json")
     # Then every aurelius update is listed newest first, with how it ended, and the creation last
@@ -478,6 +494,13 @@ def test_history_lists_updates_newest_first_with_outcomes_read_across_event_page
     ]
     assert deploys[1]["started"] == at(20).isoformat() and deploys[1]["ended"] == at(25).isoformat()
     assert deploys[2]["model"] == {"version_id": "v2", "last_modified": UPLOADED["v2"].isoformat(), "size": 2048}
+    # and whether each version has a signature object (v3 was published signed, v2 was not)
+    assert [d["signature"]["state"] if d["signature"] else None for d in deploys] == [
+        "signed",
+        "signed",
+        "no-digest",
+        None,
+    ]
 
 
 def test_history_shows_an_update_the_redeployer_cancelled_at_its_deadline(aws, capsys):
@@ -499,6 +522,7 @@ def test_history_shows_an_update_the_redeployer_cancelled_at_its_deadline(aws, c
         ]
     )
     aws.versions("v1", "v2", "v3")
+    aws.signatures("v3", "v2")
     # When
     code, out, _ = aws.run(capsys, "history", "--environment", "local")
     # Then
@@ -526,6 +550,7 @@ def test_history_takes_a_cancel_after_the_deadline_for_the_redeployers_when_the_
         ]
     )
     aws.versions("v1", "v2", "v3")
+    aws.signatures("v3", "v2")
     # When
     code, out, _ = aws.run(capsys, "history", "--environment", "local", "--json")
     # Then
@@ -549,6 +574,7 @@ def test_history_shows_the_creation_with_the_current_version_when_nothing_update
     aws.describe("CREATE_COMPLETE", "v1")
     aws.events([event("CREATE_COMPLETE", 2), event("CREATE_IN_PROGRESS", 0)])
     aws.versions("v1")
+    aws.signatures("v1")
     code, out, _ = aws.run(capsys, "history", "--environment", "local", "--json")
     (created,) = json.loads(out)["deploys"]
     assert code == 0

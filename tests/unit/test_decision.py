@@ -31,7 +31,7 @@ from aurelius.core.model_version import (
     access_denied_reason,
 )
 from aurelius.core.tokens import request_token
-from aurelius.stack_deploy import NOT_UPDATABLE as SCRIPTS_NOT_UPDATABLE
+from aurelius.scripts.stack_deploy import NOT_UPDATABLE as SCRIPTS_NOT_UPDATABLE
 from tests.helpers import BUCKET, KEY, MODEL_URI, SERVICE_STACK
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

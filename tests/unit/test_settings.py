@@ -1,5 +1,6 @@
 """Settings files: every shipped file is valid; bad ones name the file, the key and the rule."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from aurelius.settings import (
     SettingsError,
     load_environment,
     load_environments,
+    model_loading_values,
 )
 from tests.helpers import MINIMAL_SERVICE_SETTINGS as GOOD_SERVICE
 from tests.helpers import REPO
@@ -169,3 +171,157 @@ def test_network_of_cluster_settings_rejects_load_balancer_keys(tmp_path):
     )
     with pytest.raises(SettingsError, match="unknown key"):
         load_environment(write(tmp_path, text), ClusterSettings, "local")
+
+
+# --- how the server loads the model, and whom it trusts (issue 16, issue 17) ------------------
+
+SIGNED = GOOD_SERVICE + "    signing:\n      required: true\n      trust: {mode: key, public_keys: [keys/publisher.pub]}\n"
+
+
+def public_key_file(path: Path, curve=None) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(curve or ec.SECP256R1())
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"# the ML platform's release key\n" + pem)
+    return pem.decode()
+
+
+def test_model_loading_and_signing_default_to_auto_refuse_and_not_required(tmp_path):
+    # Given settings without model loading or signing keys
+    env = load_environment(write(tmp_path, GOOD_SERVICE), ServiceSettings, "local")
+
+    # When the stack parameters are computed / Then auto, refuse, not required, no trust
+    assert model_loading_values(env) == {
+        "ModelFormat": "auto",
+        "SkopsTrustedTypes": "",
+        "PickleScan": "refuse",
+        "SigningRequired": "false",
+        "SigningTrust": "",
+    }
+
+
+def test_trusted_public_keys_are_read_relative_to_the_settings_file_into_compact_json(tmp_path):
+    # Given a key file next to the settings (with a comment line), format and scan settings
+    pem = public_key_file(tmp_path / "keys/publisher.pub")
+    text = SIGNED.replace(
+        "model: {bucket: aurelius-models-local-demo, key: models/model.pkl}",
+        "model: {bucket: aurelius-models-local-demo, key: models/model.pkl, format: skops, "
+        "skops_trusted_types: [sklearn.pipeline.Pipeline, numpy.dtype], pickle_scan: warn}",
+    )
+    env = load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+    # When the stack parameters are computed
+    values = model_loading_values(env)
+
+    # Then the trust is the key itself as compact JSON (what the server's MODEL_SIGNING_TRUST reads)
+    assert values["SigningRequired"] == "true"
+    assert values["SigningTrust"] == json.dumps({"mode": "key", "public_keys": [pem]}, separators=(",", ":"))
+    assert (values["ModelFormat"], values["PickleScan"]) == ("skops", "warn")
+    assert values["SkopsTrustedTypes"] == "sklearn.pipeline.Pipeline,numpy.dtype"
+
+
+def test_a_certificate_chain_file_becomes_one_entry_per_certificate(tmp_path):
+    # Given a CA bundle file holding the root and the intermediate
+    from tests.signing.material import make_pki
+
+    pki = make_pki(tmp_path / "pki", "operator")
+    (tmp_path / "ca.pem").write_bytes(pki.root.read_bytes() + pki.intermediate.read_bytes())
+    text = GOOD_SERVICE + "    signing:\n      trust: {mode: certificate, certificate_chain: [ca.pem]}\n"
+    env = load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+    # When read / Then each certificate is its own PEM string in the JSON
+    trust = json.loads(model_loading_values(env)["SigningTrust"])
+    assert trust["mode"] == "certificate" and len(trust["certificate_chain"]) == 2
+    assert trust["certificate_chain"][0] == pki.root.read_text()
+
+
+@pytest.mark.parametrize(
+    "signing, key, rule",
+    [
+        ("    signing: {required: true}\n", "environments.local.signing", "required: true needs trust"),
+        (
+            "    signing: {trust: {mode: key}}\n",
+            "environments.local.signing.trust.key.public_keys",
+            "Field required",
+        ),
+        (
+            "    signing: {trust: {mode: sigstore, identity: ci@example.com, issuer: http://plain}}\n",
+            "environments.local.signing.trust.sigstore.issuer",
+            "pattern",
+        ),
+        ("    signing: {trust: {mode: gpg}}\n", "environments.local.signing.trust", "mode"),
+        ("    signing: {requird: true}\n", "environments.local.signing.requird", "unknown key"),
+    ],
+)
+def test_bad_signing_settings_name_file_key_and_rule(tmp_path, signing, key, rule):
+    path = write(tmp_path, GOOD_SERVICE + signing)
+    with pytest.raises(SettingsError) as info:
+        load_environment(path, ServiceSettings, "local")
+    message = str(info.value)
+    assert str(path) in message and key in message and rule in message
+
+
+@pytest.mark.parametrize(
+    "model, key",
+    [
+        ("format: onnx", "environments.local.model.format"),
+        ("pickle_scan: ignore", "environments.local.model.pickle_scan"),
+        ("skops_trusted_types: [Pipeline]", "environments.local.model.skops_trusted_types.0"),
+    ],
+)
+def test_bad_model_loading_settings_name_the_key(tmp_path, model, key):
+    text = GOOD_SERVICE.replace("key: models/model.pkl}", f"key: models/model.pkl, {model}}}")
+    with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
+        load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+
+def test_a_missing_or_wrong_trust_file_is_refused_when_that_environment_is_deployed(tmp_path):
+    # Given signing settings whose key file is not there yet: loading the file works (other
+    # environments stay deployable) ...
+    path = write(tmp_path, SIGNED)
+    env = load_environment(path, ServiceSettings, "local")
+
+    # ... and computing this environment's parameters names the file, the key and the rule
+    with pytest.raises(SettingsError) as info:
+        model_loading_values(env)
+    assert str(path) in str(info.value) and "environments.local.signing.trust.public_keys.0" in str(info.value)
+    assert "cannot read" in str(info.value) and "publisher.pub" in str(info.value)
+
+    # And an RSA key (model-signing verifies ECDSA keys only) is refused by name
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys/publisher.pub").write_bytes(
+        rsa_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(SettingsError, match="ECDSA P-256, P-384 or P-521"):
+        model_loading_values(env)
+
+
+def test_trust_longer_than_a_cloudformation_parameter_is_refused(tmp_path):
+    # Given 30 trusted keys: more than the 4,096 bytes a CloudFormation parameter value holds
+    names = [f"keys/k{i}.pub" for i in range(30)]
+    for name in names:
+        public_key_file(tmp_path / name)
+    text = GOOD_SERVICE + f"    signing:\n      trust: {{mode: key, public_keys: [{', '.join(names)}]}}\n"
+    env = load_environment(write(tmp_path, text), ServiceSettings, "local")
+
+    # When the parameters are computed / Then the limit is named, before any AWS call
+    with pytest.raises(SettingsError, match="at most 4096") as info:
+        model_loading_values(env)
+    assert "environments.local.signing.trust" in str(info.value)
+
+
+def test_shipped_prod_requires_signatures_and_local_does_not():
+    # prod ships signing required (the operator puts the key file in place); the shipped local
+    # stays unsigned for the tests (`make demo` turns it on with its own throwaway key)
+    for relative, model in SHIPPED[1:]:
+        environments = load_environments(REPO / relative, model)
+        assert environments["prod"].settings.signing.required is True
+        assert environments["prod"].settings.signing.trust.mode == "key"
+        assert environments["local"].settings.signing.required is False

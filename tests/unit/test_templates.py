@@ -103,6 +103,10 @@ EXPECTED_PARAMETERS = {
 # issue 18: optional VPC endpoints of the cluster; issue 18/20: start-up failures, model load
 # time, and scaling of the service.
 EXPECTED_PARAMETERS["ecs-cluster"] |= {"CreateVpcEndpoints", "EndpointRouteTableIds", "EndpointClientCidr"}
+# issue 16/17: how the server reads the model and whom it trusts (the MODEL_* variables)
+MODEL_LOADING_PARAMETERS = {"ModelFormat", "SkopsTrustedTypes", "PickleScan", "SigningRequired", "SigningTrust"}
+EXPECTED_PARAMETERS["elb"] |= MODEL_LOADING_PARAMETERS
+EXPECTED_PARAMETERS["ecs-service"] |= MODEL_LOADING_PARAMETERS
 EXPECTED_PARAMETERS["ecs-service"] |= {
     "StartupFailuresAlarmName",
     "ModelLoadSeconds",
@@ -357,21 +361,47 @@ def test_container_environment_carries_the_model_parameters():
     assert task["NetworkMode"] == "awsvpc" and task["RequiresCompatibilities"] == ["EC2"]
 
 
-def test_task_role_may_only_read_the_model_object():
+def signature_and_listing_statements() -> list[dict[str, Any]]:
+    """What both the task role and the elb instance role get for the model's signatures: GetObject
+    under {key}.sig/ (aurelius/core/signature_layout.py), ListBucket on the model bucket only (so
+    a missing signature is 404, not 403)."""
+    uri = {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "ModelS3Uri"}]}]}
+    return [
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${ModelObject}.sig/*", {"ModelObject": uri}]},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": {
+                "Fn::Sub": [
+                    "arn:${AWS::Partition}:s3:::${ModelBucket}",
+                    {"ModelBucket": {"Fn::Select": [0, {"Fn::Split": ["/", uri]}]}},
+                ]
+            },
+        },
+    ]
+
+
+def test_task_role_may_only_read_the_model_object_and_its_signatures():
     # Given the role the model server's task runs as
     template = load("ecs-service")
     task = only_resource(template, "AWS::ECS::TaskDefinition")["Properties"]
     assert task["TaskRoleArn"] == {"Fn::GetAtt": ["TaskRole", "Arn"]}
     role = template["Resources"]["TaskRole"]["Properties"]
-    # Then its only permission is reading that one object (any version), by an ARN built from ModelS3Uri
+    # Then its only permissions are reading that one object (any version), by an ARN built from
+    # ModelS3Uri, and the model's signatures next to it
     assert "ManagedPolicyArns" not in role
     statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
-    assert len(statements) == 1
-    (statement,) = statements
+    assert len(statements) == 3
+    statement, *signatures = statements
     assert statement["Effect"] == "Allow"
     assert sorted(as_list(statement["Action"])) == ["s3:GetObject", "s3:GetObjectVersion"]
     assert as_list(statement["Resource"]) == [object_arn("ModelS3Uri", "ModelObject")]
     assert "*" not in json.dumps(statement["Resource"])
+    assert signatures == signature_and_listing_statements()
 
 
 def test_target_group_health_checks_are_tuned_for_a_fast_api():
@@ -418,11 +448,13 @@ def test_elb_instances_get_the_model_parameters_and_replace_gradually():
     assert rolling["MaxBatchSize"] == 1 and rolling["WaitOnResourceSignals"] is True
 
 
-def test_elb_instance_role_reads_only_the_model_and_the_bundle():
+def test_elb_instance_role_reads_only_the_model_its_signatures_and_the_bundle():
     # Given the instance role of the elb template
     statements = list(policy_statements(load("elb")))
-    # Then its inline permission is reading exactly the model object and the bundle object
-    assert len(statements) == 1
+    # Then its inline permissions are reading exactly the model object and the bundle object,
+    # and the model's signatures
+    assert len(statements) == 3
+    assert [statement for _, statement in statements[1:]] == signature_and_listing_statements()
     (_, statement) = statements[0]
     assert sorted(as_list(statement["Action"])) == ["s3:GetObject", "s3:GetObjectVersion"]
     assert as_list(statement["Resource"]) == [

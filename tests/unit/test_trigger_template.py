@@ -100,6 +100,10 @@ def test_functions_may_update_only_the_service_stack_and_read_only_the_model_key
     # kms only on the notifications key, s3:ListBucket only on the model bucket
     assert by_sid["EncryptAlarmsWithTheNotificationsKey"]["Resource"] == {"Fn::GetAtt": ["NotificationsKey", "Arn"]}
     assert by_sid["ListTheModelBucket"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucketName}"}
+    # the signature check reads only the model key's signature sidecars (issue 17 item 5)
+    signatures = by_sid["SeeTheModelSignaturesOnly"]
+    assert signatures["Action"] == "s3:GetObject"
+    assert signatures["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucketName}/${ModelKey}.sig/*"}
 
 
 def test_reserved_concurrency_is_a_parameter_unset_by_default(translated):
@@ -186,6 +190,34 @@ def test_model_bucket_is_versioned_encrypted_private_and_tls_only(translated):
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     policy = translated["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_signature_sidecars_expire_no_sooner_than_the_model_versions_they_sign(translated):
+    # Given the bucket's lifecycle rules and a sidecar key {ModelKey}.sig/{sha256}
+    rules = translated["Resources"]["ModelBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    model_rules = [r for r in rules if _rule_applies(r, "models/model.pkl")]
+    sidecar_rules = [r for r in rules if _rule_applies(r, "models/model.pkl.sig/" + "0" * 64)]
+    # Then the sidecars are kept on the model's terms (the same rules), never shorter
+    assert model_rules and sidecar_rules == model_rules
+    assert all("ExpirationInDays" not in r and "ExpirationDate" not in r for r in sidecar_rules)
+
+
+def _rule_applies(rule, key: str) -> bool:
+    """Whether a lifecycle rule without tag filters applies to ``key`` (no filter: every key)."""
+    prefix = (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix", ""))
+    return rule.get("Status") == "Enabled" and key.startswith(prefix)
+
+
+def test_a_signature_upload_does_not_wake_the_redeployer(translated):
+    # Given the S3 notification filter and the existing bucket's EventBridge pattern
+    resources = translated["Resources"]
+    s3_rules = resources["ModelBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"][0]
+    rules = {r["Name"]: r["Value"] for r in s3_rules["Filter"]["S3Key"]["Rules"]}
+    pattern = resources["ExistingBucketObjectCreatedRule"]["Properties"]["EventPattern"]
+    # Then the S3 filter needs the key as suffix too (a sidecar ends with its digest), and the
+    # EventBridge pattern matches the key exactly (a plain string list, no prefix matcher)
+    assert rules == {"prefix": {"Ref": "ModelKey"}, "suffix": {"Ref": "ModelKey"}}
+    assert pattern["detail"]["object"]["key"] == [{"Ref": "ModelKey"}]
 
 
 def test_s3_trigger_and_existing_bucket_rule_are_exclusive(translated):

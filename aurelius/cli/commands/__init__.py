@@ -4,6 +4,7 @@ Each module has ``register(subparsers, common)``, which adds its subcommand and 
 (``run(args, clients) -> exit code``). A new command is one module here and one line below.
 """
 
-from aurelius.cli.commands import deploy, doctor, history, status
+from aurelius import signing_commands as sign
+from aurelius.cli.commands import deploy, doctor, history, publish, status
 
-COMMANDS = (status, deploy, history, doctor)
+COMMANDS = (status, deploy, publish, sign, history, doctor)

@@ -28,8 +28,8 @@ from aurelius.core.stacks import describe_stack
 from aurelius.core.tokens import version_digest
 from aurelius.formatting import size, when
 from aurelius.history import ObjectVersion, model_versions
+from aurelius.scripts.stack_deploy import ChangeSetPreview, DeployError
 from aurelius.settings import Environment, ServiceSettings
-from aurelius.stack_deploy import ChangeSetPreview, DeployError
 
 POLL_SECONDS = 10.0
 SERVICE_SCRIPT = "infra/ecs-service/management-scripts/deploy-service.py"
@@ -62,6 +62,12 @@ DEPLOY_SAYS: dict[Finding, Says] = {
     Finding.VERSIONING_DISABLED: Says("{reason}"),
     Finding.MODEL_ACCESS_DENIED: Says("{reason}"),
     Finding.EMPTY_MODEL: Says("model version {version} of {uri} is empty; the redeployer never deploys it either"),
+    # The model server would refuse it anyway (it verifies before unpickling): refused here, before a rollout.
+    Finding.NOT_SIGNED: Says(
+        "{reason}: the service stack requires signed models, so a forced deploy refuses it too; "
+        "publish it signed (aurelius publish --environment ENV MODEL --key KEY.pem)"
+    ),
+    Finding.SIGNATURE_ACCESS_DENIED: Says("{reason}"),
     Finding.IN_SYNC: Says("already deployed: nothing to do", refuses=False),
     # A forced deploy is never stopped by the mark; it is said as a note.
     Finding.FAILED_VERSION: Says(

@@ -18,9 +18,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="read-only preflight: every link of one environment's chain, and how to fix the first broken one",
         description="Checks, read-only, each link an environment needs: credentials and region, the cluster and its "
         "capacity providers, the trigger stack and its functions, the model bucket (versioning, notifications), "
-        "the image, the model object, the service stack and its CloudFormation role, and what the function and "
-        "service roles may do (iam:SimulatePrincipalPolicy).",
-        epilog="Exit 0 nothing to fix (checks a simulator cannot answer are shown as 'not checkable here'); "
+        "the image, the model object, the service stack and its CloudFormation role, the model signatures, the "
+        "task network (one VPC, a way out of the task subnets), room in the cluster for a deploy, the deployment "
+        "alarms, what the function and service roles may do (iam:SimulatePrincipalPolicy) and the service-linked "
+        "roles a first deploy creates.",
+        epilog="Exit 0 nothing to fix (warnings included; checks a simulator cannot answer are shown as "
+        "'not checkable here'); "
         "1 something to fix or could not be checked; 2 bad arguments or settings.",
     )
     parser.add_argument("--environment", "-e", required=True, help="environment block of the settings file")

@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment, every_environment, s3_and_cloudformation
 from aurelius.cli.exits import EXIT_AWS, EXIT_OK
-from aurelius.cli.output import status_table
-from aurelius.status import ERROR, IN_SYNC, EnvironmentStatus, environment_status
+from aurelius.cli.output import status_notes, status_table
+from aurelius.status import ERROR, IN_SYNC, EnvironmentStatus, ServiceClients, environment_status
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -24,7 +24,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="each environment: stack, deployed and newest model version, sync state",
         description="For each environment (or one): stack status, deployed model version (upload time, size), "
         "newest model version in S3, state (in sync / behind / deploying / failed / missing / error), "
-        "task definition revision, last deploy's outcome.",
+        "task definition revision, last deploy's outcome; whether the deployed and newest versions have a "
+        "signature object (and whether the stack requires one), desired/running tasks with the scaling range, "
+        "and deployment alarms already in ALARM.",
         epilog="Exit 0 when every environment shown is in sync; 1 when any is behind, deploying, failed, "
         "missing or could not be read; 2 bad arguments or settings.",
     )
@@ -47,7 +49,12 @@ def run(args: argparse.Namespace, clients: ClientFactory) -> int:
                 EnvironmentStatus(env.name, env.stack_name, model.uri, ERROR, f"{type(exc).__name__}: {exc}")
             )
             continue
-        results.append(environment_status(env.name, env.stack_name, model.bucket, model.key, s3=s3, cfn=cfn))
+        service_clients = ServiceClients(lambda service, region=env.settings.region: clients(service, region))
+        results.append(
+            environment_status(
+                env.name, env.stack_name, model.bucket, model.key, s3=s3, cfn=cfn, service_clients=service_clients
+            )
+        )
 
     all_in_sync = all(r.state == IN_SYNC for r in results)
     if args.json:
@@ -55,6 +62,6 @@ def run(args: argparse.Namespace, clients: ClientFactory) -> int:
     else:
         print(status_table(results))
         for r in results:
-            if r.state != IN_SYNC:
-                print(f"{r.environment}: {r.state}: {r.reason}")
+            for line in status_notes(r):
+                print(line)
     return EXIT_OK if all_in_sync else EXIT_AWS

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aurelius.management import ScriptContext, capacity_parameters, run_management_script
+from aurelius.scripts.management import ScriptContext, capacity_parameters, run_management_script
+from aurelius.scripts.stack_deploy import StackSpec, parameter
 from aurelius.settings import ClusterSettings
-from aurelius.stack_deploy import StackSpec, parameter
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "template.yaml"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from aurelius.image_repository import ImageRepositorySettings, push_commands, tag_of
-from aurelius.management import ScriptContext, UsageError, run_management_script
-from aurelius.stack_deploy import DeployResult, StackSpec, parameter
+from aurelius.scripts.image_repository import ImageRepositorySettings, push_commands, tag_of
+from aurelius.scripts.management import ScriptContext, UsageError, run_management_script
+from aurelius.scripts.stack_deploy import DeployResult, StackSpec, parameter
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "image-repository.yaml"

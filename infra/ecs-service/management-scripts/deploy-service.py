@@ -28,16 +28,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aurelius.core.decision import DEADLINE_PARAMETER, NONCE_PARAMETER
-from aurelius.management import (
+from aurelius.rollout import load_template, rollout_deadline_seconds, template_timing, unhealthy_alarm_periods
+from aurelius.scripts.management import (
     ScriptContext,
     UsageError,
     add_model_version_argument,
     pinned_model_parameters,
     run_management_script,
 )
-from aurelius.rollout import load_template, rollout_deadline_seconds, template_timing, unhealthy_alarm_periods
-from aurelius.settings import Environment, ServiceSettings
-from aurelius.stack_deploy import StackSpec, describe_stack, keep_parameter, parameter
+from aurelius.scripts.stack_deploy import StackSpec, describe_stack, keep_parameter, parameter
+from aurelius.settings import Environment, ServiceSettings, SettingsError, model_loading_values
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "template.yaml"
@@ -177,6 +177,11 @@ def service_role_arn(ctx: ScriptContext[ServiceSettings]) -> str | None:
 
 def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
     settings = ctx.env.settings
+    try:
+        # Reads the trust files: a bad one stops before any AWS call.
+        model = [parameter(name, value) for name, value in model_loading_values(ctx.env).items()]
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
     role_arn = service_role_arn(ctx)  # first: a bad --role-arn stops before any other call
     deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
     return ctx.stack_spec(
@@ -191,6 +196,7 @@ def build(ctx: ScriptContext[ServiceSettings]) -> StackSpec:
             *scaling_parameters(settings),
             parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
             *smoke_test_parameters(settings),
+            *model,
             *rollout_parameters(settings),
             *pinned_model_parameters(ctx, settings.model, deployed),
             # Only the redeployer's refresh moves the nonce (aurelius.core.reconcile).

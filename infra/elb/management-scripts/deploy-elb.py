@@ -25,16 +25,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aurelius.buckets import BucketUnavailable, ensure_private_bucket
-from aurelius.management import (
+from aurelius.scripts.buckets import BucketUnavailable, ensure_private_bucket
+from aurelius.scripts.management import (
     ScriptContext,
+    UsageError,
     add_model_version_argument,
     capacity_parameters,
     pinned_model_parameters,
     run_management_script,
 )
-from aurelius.settings import ElbSettings
-from aurelius.stack_deploy import DeployError, StackSpec, describe_stack, parameter
+from aurelius.scripts.stack_deploy import DeployError, StackSpec, describe_stack, parameter
+from aurelius.settings import ElbSettings, SettingsError, model_loading_values
 
 HERE = Path(__file__).resolve().parent
 ELB_DIR = HERE.parent
@@ -97,6 +98,11 @@ def load_balancer_network_parameters(ctx: ScriptContext[ElbSettings]) -> list[di
 
 def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
     settings, names = ctx.env.settings, ctx.env.names
+    try:
+        # Reads the trust files: a bad one stops before any AWS call.
+        model = [parameter(name, value) for name, value in model_loading_values(ctx.env).items()]
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
     deployed = describe_stack(ctx.client("cloudformation"), ctx.env.stack_name)
     return ctx.stack_spec(
         TEMPLATE,
@@ -111,6 +117,7 @@ def build(ctx: ScriptContext[ElbSettings]) -> StackSpec:
             parameter("ServerPort", settings.server_port),
             parameter("AllowedIngressCidr", settings.allowed_ingress_cidr),
             parameter("ServerBundleS3Uri", upload_bundle(ctx)),
+            *model,
             *pinned_model_parameters(ctx, settings.model, deployed),
         ],
         what="model server without Docker",

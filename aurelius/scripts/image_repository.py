@@ -31,12 +31,12 @@ def tag_of(image: str) -> str:
 
 
 def push_commands(repository_uri: str, tag: str, region: str) -> list[str]:
-    """Log Docker in to the registry, build server/ and push it under ``tag``
-    (ECR user guide, "Pushing a Docker image")."""
+    """Log Docker in to the registry, build server/ with the model's libraries
+    (server/model-requirements.txt) and push it under ``tag`` (ECR user guide, "Pushing a Docker image")."""
     registry = repository_uri.split("/", 1)[0]
     image = f"{repository_uri}:{tag}"
     return [
         f"aws ecr get-login-password --region {region} | docker login --username AWS --password-stdin {registry}",
-        f"docker build -t {image} server/",
+        f"docker build --build-arg MODEL_REQUIREMENTS=model-requirements.txt -t {image} server/",
         f"docker push {image}",
     ]

@@ -21,8 +21,7 @@ from aurelius.cli.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
 from aurelius.core.decision import MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER
 from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
 from aurelius.naming import InvalidName
-from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
-from aurelius.stack_deploy import (
+from aurelius.scripts.stack_deploy import (
     DeployError,
     DeployResult,
     StackDeployer,
@@ -31,6 +30,7 @@ from aurelius.stack_deploy import (
     parameter,
     stack_parameters,
 )
+from aurelius.settings import Capacity, Environment, ModelLocation, Network, S, SettingsError, load_environment
 
 
 @dataclass
