@@ -211,12 +211,12 @@ def test_required_signing_without_trust_is_a_configuration_error(s3, bucket, cap
 
 
 def test_an_unsigned_model_loads_with_a_warning_when_trust_is_set_but_not_required(
-    s3, bucket, keys, capsys, restore_logging, monkeypatch
+    s3, bucket, keys, capsys, restore_logging
 ):
     # Given trust configured, signatures not required (an environment moving to signing), an unsigned model
     publisher, _ = keys
     published = upload(s3, bucket, pickle.dumps(LinearModel([1.0])), "0" * 64)
-    loaded = _load_in_process(signing_env(published, key_trust(publisher.public_key), required=False), monkeypatch)
+    loaded = _load_in_process(signing_env(published, key_trust(publisher.public_key), required=False))
 
     # Then it loads, says it is unsigned, and the scan still ran
     lines = _lines(capsys)
@@ -225,10 +225,10 @@ def test_an_unsigned_model_loads_with_a_warning_when_trust_is_set_but_not_requir
     assert lines[0]["level"] == "WARNING"
 
 
-def test_without_trust_nothing_is_checked_but_the_scan_still_runs(s3, bucket, capsys, restore_logging, monkeypatch):
+def test_without_trust_nothing_is_checked_but_the_scan_still_runs(s3, bucket, capsys, restore_logging):
     # Given no signing settings at all
     published = upload(s3, bucket, pickle.dumps(LinearModel([1.0])), "0" * 64)
-    _load_in_process({"MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id}, monkeypatch)
+    _load_in_process({"MODEL_S3_URI": published.uri, "MODEL_VERSION_ID": published.version_id})
 
     # Then the log says the signature was not checked, and shows the scan
     events = [line["event"] for line in _lines(capsys)]
@@ -307,7 +307,7 @@ def _hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _load_in_process(env: dict[str, str], monkeypatch) -> Any:
+def _load_in_process(env: dict[str, str]) -> Any:
     from aurelius_server.app import load_and_check
     from aurelius_server.config import Config
     from aurelius_server.logs import configure_logging
