@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO, Row, ratio
-from bench.server_load import _children, _free_port, client_command, moto_s3, running_server
+from bench.server_load import _children, _free_port, client_command, moto_s3, open_sockets, running_server, stop
 
 KSERVE_VERSION = "0.21.0"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -157,12 +157,7 @@ def running_kserve(python: Path, model_path: Path) -> Iterator[int]:
         _wait_ready(process, port, "/v1/models/iris")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)
 
 
 def _wait_ready(process: subprocess.Popen, port: int, path: str, timeout: float = 120) -> None:
@@ -193,26 +188,16 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-def _sockets(pid: int) -> int:
-    count = 0
-    for entry in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            count += os.readlink(entry).startswith("socket:")
-        except OSError:
-            pass
-    return count
-
-
 def load(port: int, clients: int, seconds: float, path: str, workers: list[int] | None = None) -> dict[str, Any]:
     """Run the load client; with ``workers``, each one's share of CPU time and of connections."""
     workers = workers or []
     before_cpu = {pid: _cpu_ticks(pid) for pid in workers}
-    before_sockets = {pid: _sockets(pid) for pid in workers}
+    before_sockets = {pid: open_sockets(pid) for pid in workers}
     client = subprocess.Popen(
         client_command(port, clients, seconds, 0.5, path, BODY), cwd=REPO, stdout=subprocess.PIPE, text=True
     )
     time.sleep(0.5 + seconds / 2)
-    held = {pid: _sockets(pid) - before_sockets[pid] for pid in workers}
+    held = {pid: open_sockets(pid) - before_sockets[pid] for pid in workers}
     out, _ = client.communicate(timeout=seconds + 60)
     if client.returncode != 0:
         raise RuntimeError("the load client failed")

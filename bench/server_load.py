@@ -285,6 +285,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def open_sockets(pid: int) -> int:
+    """How many sockets the process holds open (its listener and its connections)."""
+    count = 0
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(entry).startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited 30 s later (its drain is shorter)."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 @contextmanager
 def running_server(
     server_dir: Path, aws: dict[str, str], uri: str, version_id: str, **settings: Any
@@ -316,12 +337,7 @@ def running_server(
                 time.sleep(0.05)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)
 
 
 def _wait_healthy(process: subprocess.Popen, port: int, timeout: float = 120) -> None:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench import REPO, Row, ratio
-from bench.server_load import moto_s3
+from bench.server_load import moto_s3, stop
 
 GOAL_MS = 0.3
 WARMUP = 200
@@ -94,12 +94,7 @@ def _server(aws: dict[str, str], uri: str, version_id: str) -> Iterator[int]:
         _drain(process)
         yield _wait_accepting(port)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process)
 
 
 def _drain(process: subprocess.Popen) -> None:

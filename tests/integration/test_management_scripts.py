@@ -417,12 +417,16 @@ def _signed_local_settings(scripts, directory) -> tuple[str, str]:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     (directory / "release.pub").write_bytes(pem)
-    text = scripts["service"].SETTINGS.read_text().replace(
-        "    tags: {project: aurelius, owner: ml-platform}\n",
-        "    signing: {required: true, trust: {mode: key, public_keys: [release.pub]}}\n"
-        "    model: {bucket: aurelius-models-local-demo, key: models/model.pkl, pickle_scan: warn}\n"
-        "    tags: {project: aurelius, owner: ml-platform}\n",
-        1,
+    text = (
+        scripts["service"]
+        .SETTINGS.read_text()
+        .replace(
+            "    tags: {project: aurelius, owner: ml-platform}\n",
+            "    signing: {required: true, trust: {mode: key, public_keys: [release.pub]}}\n"
+            "    model: {bucket: aurelius-models-local-demo, key: models/model.pkl, pickle_scan: warn}\n"
+            "    tags: {project: aurelius, owner: ml-platform}\n",
+            1,
+        )
     )
     text = text.replace("    model:\n      bucket: aurelius-models-local-demo\n      key: models/model.pkl\n", "", 1)
     return text, pem.decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import threading
 import time
@@ -55,17 +54,6 @@ def worker_pids(master: int, expected: int, timeout: float = 10) -> list[int]:
         if len(found) >= expected or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
-
-
-def open_sockets(pid: int) -> int:
-    """How many sockets the process holds open."""
-    count = 0
-    for entry in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            count += os.readlink(entry).startswith("socket:")
-        except OSError:
-            pass
-    return count
 
 
 class SlowHeaders:

@@ -13,11 +13,12 @@ import time
 
 import pytest
 
+from bench.server_load import open_sockets
+
 from .helpers import call, connect, refuses_connections
 from .slow_clients import (
     KeepAliveClients,
     SlowHeaders,
-    open_sockets,
     read_response,
     read_until_closed,
     worker_pids,

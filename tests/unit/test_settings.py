@@ -175,7 +175,9 @@ def test_network_of_cluster_settings_rejects_load_balancer_keys(tmp_path):
 
 # --- how the server loads the model, and whom it trusts (issue 16, issue 17) ------------------
 
-SIGNED = GOOD_SERVICE + "    signing:\n      required: true\n      trust: {mode: key, public_keys: [keys/publisher.pub]}\n"
+SIGNED = (
+    GOOD_SERVICE + "    signing:\n      required: true\n      trust: {mode: key, public_keys: [keys/publisher.pub]}\n"
+)
 
 
 def public_key_file(path: Path, curve=None) -> str:
