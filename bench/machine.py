@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench import REPO
+
 TOOLS = ("boto3", "botocore", "moto", "aws-lambda-powertools", "ecs-deploy", "aws-sam-cli", "cfn-lint")
 
 
@@ -45,6 +47,16 @@ def describe() -> dict[str, str]:
         "cpu": f"{_cpu_model()}, {os.cpu_count()} cores",
         "memory": _memory(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": f"CPython {platform.python_version()} ({sys.executable})",
+        "python": f"CPython {platform.python_version()} ({_interpreter()})",
         "tools": ", ".join(f"{name} {_version(name)}" for name in TOOLS),
     }
+
+
+def _interpreter() -> str:
+    """The interpreter, relative to the repository when it is the project's .venv: no
+    machine-specific path lands in bench/RESULTS.md."""
+    path = Path(sys.executable)
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return path.name
