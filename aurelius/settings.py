@@ -426,12 +426,14 @@ def _public_key_pem(source: Path, key: str, name: str) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from aurelius.signing import SUPPORTED_CURVES
+
     data = _trust_file(source, key, name)  # a SettingsError of its own (SettingsError is a ValueError)
     try:
         public = serialization.load_pem_public_key(data)
     except ValueError:
         raise SettingsError(source, key, f"{name} is not a PEM public key") from None
-    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in _SIGNING_CURVES:
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in SUPPORTED_CURVES:
         raise SettingsError(source, key, f"{name}: model signing keys are ECDSA P-256, P-384 or P-521")
     # Re-encoded: only the key itself, whatever comments the file had (the parameter is small).
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
@@ -447,9 +449,6 @@ def _certificate_pems(source: Path, key: str, name: str) -> list[str]:
     except ValueError:
         raise SettingsError(source, key, f"{name} holds no PEM certificate") from None
     return [certificate.public_bytes(serialization.Encoding.PEM).decode() for certificate in certificates]
-
-
-_SIGNING_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what model-signing 1.1.1 verifies
 
 
 class ServiceSettings(EnvironmentSettings):

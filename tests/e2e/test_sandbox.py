@@ -16,7 +16,9 @@ from aurelius.sandbox.demo import Demo, Timeline
 from aurelius.sandbox.environment import local_aws
 from tests.helpers import BUCKET, CLUSTER_STACK, ELB_STACK, KEY, REPO, SERVICE_STACK, TRIGGER_STACK
 
-pytestmark = pytest.mark.e2e
+# One worker runs them all, one after the other: every demo writes the same .sandbox/ (the signing
+# key pair, the settings copies, the logs), so two at once on two xdist workers would trade keys.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sandbox")]
 
 
 @pytest.fixture

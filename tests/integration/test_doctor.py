@@ -114,6 +114,7 @@ def test_doctor_reads_only(aws, capsys):
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("sandbox")  # runs the demo, which writes .sandbox/ (see tests/e2e)
 def test_against_the_sandbox_loop_doctor_passes_and_then_catches_broken_links(capsys):
     from aurelius.sandbox.demo import SERVICE_STACK, Demo, Timeline
     from aurelius.sandbox.environment import local_aws

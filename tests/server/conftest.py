@@ -56,12 +56,28 @@ def s3(aws_env: dict[str, str]) -> Any:
     return boto3.client("s3")
 
 
-@pytest.fixture
-def bucket(s3: Any) -> str:
+def versioned_bucket(s3: Any) -> str:
+    """A new bucket with versioning on (the server loads a pinned VersionId)."""
     name = f"models-{uuid.uuid4().hex[:20]}"
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
+
+
+def moto_s3(moto_endpoint: str) -> Any:
+    """An S3 client for module- and session-scoped fixtures (no monkeypatched environment there)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    return versioned_bucket(s3)
 
 
 @pytest.fixture
@@ -117,16 +133,8 @@ def start_server(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[.
 @pytest.fixture(scope="session")
 def session_publish(moto_endpoint: str) -> Callable[..., Published]:
     """``publish`` for session-scoped fixtures: raw bytes as a new version in one session bucket."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    name = f"models-{uuid.uuid4().hex[:20]}"
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3 = moto_s3(moto_endpoint)
+    name = versioned_bucket(s3)
 
     def _publish(body: bytes, key: str = "models/model.pkl", **put_kwargs: Any) -> Published:
         response = s3.put_object(Bucket=name, Key=key, Body=body, **put_kwargs)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import pickle
-import uuid
 
-import boto3
 import pytest
 
-from .conftest import aws_values, server_env
+from .conftest import aws_values, moto_s3, server_env, versioned_bucket
 from .helpers import Published, ServerProcess, call, raw_exchange
 from .toy_model import ArrayModel, FailingModel, LinearModel, WrongCountModel
 
@@ -19,16 +17,8 @@ from .toy_model import ArrayModel, FailingModel, LinearModel, WrongCountModel
 def linear(moto_endpoint, tmp_path_factory):
     """One server for the module's contract tests (a 4096-byte body limit)."""
     aws = aws_values(moto_endpoint)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    bucket = f"models-{uuid.uuid4().hex[:20]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3 = moto_s3(moto_endpoint)
+    bucket = versioned_bucket(s3)
     body = pickle.dumps(LinearModel([1.0, 10.0]))
     version_id = s3.put_object(Bucket=bucket, Key="models/model.pkl", Body=body)["VersionId"]
     published = Published(f"s3://{bucket}/models/model.pkl", version_id, body)
