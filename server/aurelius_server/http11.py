@@ -131,6 +131,21 @@ class Connection:
         self._ready: deque[_Request] = deque()
         self._out = bytearray()
         self._close_after = False
+        # What every request's WSGI environ on this connection has (PEP 3333); ``_environ`` adds the rest.
+        self._base_environ: dict[str, Any] = {
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": settings.server_name,
+            "SERVER_PORT": settings.server_port,
+            "REMOTE_ADDR": self.remote[0],
+            "REMOTE_PORT": self.remote[1],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input_terminated": True,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
 
     # ---- the loop's calls ------------------------------------------------------------------
 
@@ -305,7 +320,21 @@ class Connection:
             self.deadline = time.monotonic() + self.settings.keepalive
 
     def _respond(self, request: _Request) -> None:
-        status, headers, body = self._call_app(request)
+        status, headers, body, done = self._call_app(request)
+        try:
+            self._send_response(request, status, headers, body)
+        finally:
+            # PEP 3333: the server calls the result's close() once the request is complete. The
+            # application writes its log line there, after the client has its answer.
+            if done is not None:
+                try:
+                    done()
+                except Exception:
+                    log_event(
+                        logger, logging.ERROR, "request_failed", "the application's close() raised", exc_info=True
+                    )
+
+    def _send_response(self, request: _Request, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
         close = (
             request.early
             or not request.keep_alive
@@ -333,8 +362,11 @@ class Connection:
         head = "".join(lines).encode("latin-1")
         self._send(head if request.method == "HEAD" else head + body)
 
-    def _call_app(self, request: _Request) -> tuple[str, list[tuple[str, str]], bytes]:
+    def _call_app(self, request: _Request) -> tuple[str, list[tuple[str, str]], bytes, Callable[[], Any] | None]:
+        """The application's status, headers, whole body, and the result's ``close`` (to call
+        once the response is sent)."""
         started: list[Any] = []
+        done: Callable[[], Any] | None = None
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             if exc_info is not None and started:
@@ -345,54 +377,33 @@ class Connection:
         written: list[bytes] = []
         try:
             result = self.settings.app(self._environ(request), start_response)
-            try:
-                body = b"".join([*written, *result])
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            done = getattr(result, "close", None)
+            body = b"".join([*written, *result])
         except Exception:
             log_event(logger, logging.ERROR, "request_failed", "the application raised", exc_info=True)
             started[:] = []
         if not started:
             self._close_after = True
             body = _error_body(500, "internal server error")
-            return "500 Internal Server Error", [("Content-Type", "application/json")], body
-        return started[0], started[1], body
+            return "500 Internal Server Error", [("Content-Type", "application/json")], body, done
+        return started[0], started[1], body, done
 
     def _environ(self, request: _Request) -> dict[str, Any]:
         url = request.url
         path, _, query = url.partition(b"?")
         path = path.partition(b"#")[0]
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query.decode("latin-1"),
-            "RAW_URI": url.decode("latin-1"),
-            "SERVER_PROTOCOL": f"HTTP/{request.version}",
-            "SERVER_NAME": self.settings.server_name,
-            "SERVER_PORT": self.settings.server_port,
-            "REMOTE_ADDR": self.remote[0],
-            "REMOTE_PORT": self.remote[1],
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b"".join(request.body)),
-            "wsgi.input_terminated": True,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
+        environ = self._base_environ.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["RAW_URI"] = url.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version == "1.1" else f"HTTP/{request.version}"
+        environ["wsgi.input"] = io.BytesIO(b"".join(request.body))
         for raw_name, raw_value in request.headers:
-            if b"_" in raw_name:
-                continue  # "X_Forwarded_For" would read as X-Forwarded-For in the environ: drop it
-            name = raw_name.decode("latin-1").upper().replace("-", "_")
+            key = _environ_key(raw_name)
+            if key is None:
+                continue
             value = raw_value.decode("latin-1").strip()
-            if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = name
-            else:
-                key = "HTTP_" + name
             environ[key] = f"{environ[key]}, {value}" if key in environ else value
         return environ
 
@@ -445,6 +456,25 @@ class Connection:
         if self.phase == READING:
             self.deadline = time.monotonic() + self.settings.read_timeout
         self._answer_ready()
+
+
+_ENVIRON_KEYS: dict[bytes, str | None] = {}
+_ENVIRON_KEYS_KEPT = 256  # header names remembered (clients send the same few); others are computed each time
+
+
+def _environ_key(raw_name: bytes) -> str | None:
+    """The environ key of a header (``HTTP_X_AMZN_TRACE_ID``, ``CONTENT_TYPE``), None to drop it."""
+    key = _ENVIRON_KEYS.get(raw_name, "")
+    if key != "":
+        return key
+    if b"_" in raw_name:
+        key = None  # "X_Forwarded_For" would read as X-Forwarded-For in the environ: drop it
+    else:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT:
+        _ENVIRON_KEYS[raw_name] = key
+    return key
 
 
 _date_cache: tuple[int, str] = (0, "")

@@ -90,7 +90,7 @@ class Batch:
 def parse_request(body: bytes, inputs: ModelInputs) -> Batch:
     """The validated batch of a /predict body. Raises PayloadError."""
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        document = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(document, dict):
@@ -108,6 +108,11 @@ def parse_request(body: bytes, inputs: ModelInputs) -> Batch:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# Made once: json.loads / json.dumps with an option build a new decoder / encoder at every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 def validate_instances(
@@ -262,7 +267,7 @@ def render(raw: Any, batch: Batch, method: str = "predict") -> bytes:
     if len(predictions) != batch.count:
         raise ModelOutputError(f"{method}() returned {len(predictions)} results for {batch.count} instances")
     try:
-        return json.dumps({batch.answer_key: predictions}, allow_nan=False).encode("utf-8")
+        return _ENCODER.encode({batch.answer_key: predictions}).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ModelOutputError(f"the results are not JSON-encodable: {exc}") from exc
 

@@ -19,6 +19,7 @@ a denylist, not a proof. A skops file loads without running code (trusted types 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,9 +57,9 @@ class LoadedModel:
     inputs: ModelInputs = field(default_factory=ModelInputs)
     signature: dict[str, str] | None = None  # what the verify slot verified (None: nothing)
 
-    @property
+    @functools.cached_property
     def methods(self) -> tuple[str, ...]:
-        """The served methods this model has."""
+        """The served methods this model has (read once: every request asks)."""
         return tuple(name for name in SERVED_METHODS if callable(getattr(self.model, name, None)))
 
     def describe(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aurelius_server.config import Config
-from aurelius_server.logs import LOGGER_NAME, log_event
+from aurelius_server.logs import LOGGER_NAME, log_event, log_info_line
 from aurelius_server.metrics import emf_fields
 from aurelius_server.payload import ModelOutputError, PayloadError, parse_request, render
 from aurelius_server.pinned_model import LoadedModel
@@ -81,7 +81,7 @@ class ModelApp:
             with self._counter_lock:
                 self._in_flight -= 1
 
-    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> _Answered:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO") or "/"
@@ -111,6 +111,14 @@ class ModelApp:
         if request.close or self.state.stopping:
             response_headers.append(("Connection", "close"))  # draining: clients reconnect to another target
         start_response(f"{status} {_phrase(status)}", response_headers)
+        return _Answered(body, lambda: self._log_request(environ, request, status, started))
+
+    def _log_request(self, environ: dict[str, Any], request: _Request, status: int, started: float) -> None:
+        """The request's log line (with its metrics), written once the response is sent: its
+        ``duration_ms`` runs from the request reaching the application to the response handed to
+        the socket, and the client does not wait for the line."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("RAW_URI") or environ.get("PATH_INFO") or "/"
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         fields: dict[str, Any] = {}
         if request.model_version is not None and (request.validated or status >= 500):
@@ -122,20 +130,20 @@ class ModelApp:
                 failed=status >= 500,
                 latency_ms=duration_ms,
             )
-        log_event(
+        log_info_line(
             logger,
-            logging.INFO,
             "request",
-            f"{method} {environ.get('RAW_URI', path)} {status}",
-            method=method,
-            path=environ.get("RAW_URI", path),
-            status=status,
-            duration_ms=duration_ms,
-            client=environ.get("REMOTE_ADDR"),
-            trace_id=environ.get("HTTP_X_AMZN_TRACE_ID"),
-            **fields,
+            f"{method} {path} {status}",
+            {
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": environ.get("REMOTE_ADDR"),
+                "trace_id": environ.get("HTTP_X_AMZN_TRACE_ID"),
+                **fields,
+            },
         )
-        return [body]
 
     def _route(self, request: _Request, method: str, path: str) -> tuple[int, bytes, dict[str, str]]:
         if method not in KNOWN_METHODS:
@@ -212,6 +220,22 @@ class ModelApp:
         if loaded is None:
             raise HttpError(503, "model_not_loaded", "the model is still loading", headers={"Retry-After": "5"})
         return loaded
+
+
+class _Answered(list):
+    """A response body (one bytes item) whose ``close()`` writes the request's log line. WSGI
+    servers call ``close()`` once the response is sent (PEP 3333); gunicorn, wsgiref and
+    ``http11`` all do. Writing the line there keeps its cost (about a third of the server's own
+    time per request) off the client's wait."""
+
+    def __init__(self, body: bytes, on_close: Callable[[], None]):
+        super().__init__((body,))
+        self._on_close: Callable[[], None] | None = on_close
+
+    def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
 
 class _Request:

@@ -5,6 +5,7 @@ stands in for the client, a small WSGI application for the model server, the loo
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 
@@ -12,6 +13,7 @@ import pytest
 
 from aurelius_server.balance import STALE_SECONDS, ConnectionShares
 from aurelius_server.http11 import Connection, Settings
+from aurelius_server.logs import configure_logging
 
 
 class Owner:
@@ -343,3 +345,61 @@ def test_a_replacement_worker_takes_the_lowest_free_slot():
     # Given slots 0 and 2 taken / Then 1 is free; with all taken, none
     assert shares.free_slot({0, 2}) == 1
     assert shares.free_slot({0, 1, 2}) is None
+
+
+class ClosingApp(EchoApp):
+    """EchoApp whose result records, in ``close()``, whether the client could already read the answer."""
+
+    def __init__(self, client: socket.socket):
+        super().__init__()
+        self.client, self.answer_waiting_at_close = client, []
+
+    def __call__(self, environ, start_response):
+        app = self
+
+        class Result(list):
+            def close(self):
+                readable, _, _ = select.select([app.client], [], [], 0)
+                app.answer_waiting_at_close.append(bool(readable))
+
+        return Result(super().__call__(environ, start_response))
+
+
+def test_the_results_close_is_called_once_the_response_is_sent(pair):
+    # Given an application whose result has close() (PEP 3333: where a WSGI app finishes a request)
+    sock, client = pair
+    app = ClosingApp(client)
+    conn = connection(sock, app)
+
+    # When a request is answered
+    [(head, _)] = responses(exchange(conn, client, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+
+    # Then close() ran once, after the answer was in the client's socket
+    assert head.startswith(b"HTTP/1.1 200")
+    assert app.answer_waiting_at_close == [True]
+
+
+def test_a_close_that_raises_is_logged_and_the_connection_serves_the_next_request(pair, capsys):
+    # Given an application whose result's close() raises
+    sock, client = pair
+
+    class Result(list):
+        def close(self):
+            raise RuntimeError("close failed")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "2")])
+        return Result([b"ok"])
+
+    conn = connection(sock, app)
+    configure_logging()
+
+    # When two requests are answered on the connection
+    first = exchange(conn, client, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    second = exchange(conn, client, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    # Then both got their answer, and each failure is one ERROR line
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+    errors = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"request_failed"' in line]
+    assert [line["level"] for line in errors] == ["ERROR", "ERROR"]
+    assert "close failed" in errors[0]["exception"]

@@ -1,0 +1,78 @@
+"""The JSON log lines: the per-request line (written after the response, without the logging
+machinery) has the same shape as every other line."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from aurelius_server.config import Config
+from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event, log_info_line
+from aurelius_server.pinned_model import LoadedModel
+from aurelius_server.wsgi import ModelApp, ServerState
+
+from .helpers import log_lines
+from .toy_model import LinearModel
+
+
+def test_the_request_line_has_the_same_shape_as_a_logging_line(capsys):
+    # Given the server's logging
+    logger = configure_logging()
+    fields = {"status": 200, "duration_ms": 1.5, "trace_id": None, "detail": {"a": [1, 2]}}
+
+    # When the same event is written both ways
+    log_event(logger, logging.INFO, "request", "GET / 200", **fields)
+    log_info_line(logger, "request", "GET / 200", fields)
+
+    # Then the two lines are the same JSON but for the time
+    via_logging, direct = log_lines(capsys.readouterr().out)
+    assert set(via_logging) == set(direct) == {"ts", "level", "logger", "event", "message", *fields}
+    assert {**via_logging, "ts": None} == {**direct, "ts": None}
+    assert direct["level"] == "INFO" and direct["logger"] == LOGGER_NAME and direct["ts"].endswith("Z")
+
+
+def test_the_request_line_follows_the_loggers_level(capsys):
+    # Given the server's logger raised to WARNING
+    logger = configure_logging()
+    logger.setLevel(logging.WARNING)
+    try:
+        # When a request line is written / Then nothing is
+        log_info_line(logger, "request", "GET / 200", {})
+        assert capsys.readouterr().out == ""
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def _app() -> ModelApp:
+    config = Config.from_env({"MODEL_S3_URI": "s3://models-bucket/model.pkl", "MODEL_VERSION_ID": "v1"})
+    model = LinearModel([1.0, 10.0])
+    loaded = LoadedModel(model, config.model, "v1", "0" * 64, None, "2026-12-02T00:00:00.000Z", 1)
+    return ModelApp(config, ServerState(model=loaded, stopping=False))
+
+
+def test_the_request_line_is_written_when_the_server_closes_the_result(capsys):
+    # Given the application with a model, and a /predict request
+    configure_logging()
+    body = b'{"instances": [[1, 2]]}'
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict",
+        "RAW_URI": "/predict",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    statuses = []
+
+    # When it answers
+    result = _app()(environ, lambda status, headers: statuses.append(status))
+
+    # Then the answer is ready and no line is written yet
+    assert statuses == ["200 OK"] and b"".join(result) == b'{"predictions": [21.0]}'
+    assert capsys.readouterr().out == ""
+    # And closing the result (what a WSGI server does once the response is sent) writes it, once
+    result.close()
+    result.close()
+    [line] = log_lines(capsys.readouterr().out)
+    assert line["event"] == "request" and line["status"] == 200 and line["path"] == "/predict"
+    assert line["Predictions"] == 1 and line["PredictionLatency"] == line["duration_ms"] >= 0
