@@ -8,34 +8,32 @@ column order). Each is pickled, uploaded to a moto S3 server on 127.0.0.1 and se
 `python -m aurelius_server` (WORKERS=1, other settings default).
 
 Measured: the server's `POST /predict` latency at 1 HTTP/1.1 keep-alive client (a raw socket in
-this process, TCP_NODELAY, send to last byte) and the same model's in-process `predict` on the
-same instance (numpy rows: the parsed list; named features: a DataFrame built beforehand), in
-alternating blocks of BLOCK calls each (after WARMUP of each): the overhead is the median over
-the blocks of (server p50 - in-process p50) of the block pair. Alternating blocks make the two
-sides share whatever the machine is doing at the time (this 2-core VM's speed drifts by 2x
-within a minute); each block is a tight loop of one kind, so the in-process predict stays as
-warm as it is in a benchmark of predict alone. The difference is JSON parsing, validation, the
-DataFrame construction where there is one, HTTP and the response. Goal <= 0.3 ms for both.
+this process, TCP_NODELAY, send to last byte; the server's log to /dev/null) and the same
+model's in-process `predict` on the same instance (numpy rows: the parsed list; named features:
+a DataFrame built beforehand), in alternating blocks of BLOCK calls each (after WARMUP of each):
+the overhead is the median over the blocks of (server p50 - in-process p50) of the block pair.
+Alternating blocks make the two sides share whatever the machine is doing at the time (this
+2-core VM's speed drifts by 2x within a minute); each block is a tight loop of one kind, so the
+in-process predict stays as warm as in a benchmark of predict alone. The difference is JSON
+parsing, validation, the DataFrame construction where there is one, HTTP and the response.
+Goal <= 0.3 ms for both.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import REPO, Row, ratio
-from bench.server_load import moto_s3, stop
+from bench.server_load import moto_s3, running_server
 
 GOAL_MS = 0.3
 WARMUP = 200
@@ -86,65 +84,6 @@ def interleaved(in_process: Callable[[], Any], served: Callable[[], Any], count:
     }
 
 
-@contextmanager
-def _server(aws: dict[str, str], uri: str, version_id: str, source: str | None = None) -> Iterator[int]:
-    """The server from ``source`` (default: this repository's server/; another tree for an A/B run)."""
-    env = {
-        **os.environ,
-        **aws,
-        "PYTHONPATH": source or str(REPO / "server"),
-        "MODEL_S3_URI": uri,
-        "MODEL_VERSION_ID": version_id,
-        "HOST": "127.0.0.1",
-        "PORT": "0",
-        "WORKERS": "1",
-    }
-    # The log goes to a file, as on ECS where another process (the awslogs driver) reads the
-    # container's stdout: a thread of this process reading a pipe would take the GIL from the
-    # client at every request's log line and slow the client, not the server.
-    with tempfile.NamedTemporaryFile("w+", prefix="aurelius-server-", suffix=".log") as log:
-        process = subprocess.Popen([sys.executable, "-m", "aurelius_server"], env=env, cwd=REPO, stdout=log)
-        try:
-            yield _wait_accepting(_serving_port(process, log.name))
-        finally:
-            stop(process)
-
-
-def _serving_port(process: subprocess.Popen, log_path: str, timeout: float = 120) -> int:
-    """The port, once the log says "serving" (JSON lines: "listening" names the port)."""
-    deadline, port = time.monotonic() + timeout, None
-    with open(log_path, "rb") as lines:
-        while time.monotonic() < deadline:
-            line = lines.readline()
-            if not line.endswith(b"\n"):  # not written whole yet: read it again
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited with {process.returncode} before serving")
-                lines.seek(lines.tell() - len(line))
-                time.sleep(0.02)
-                continue
-            event = json.loads(line)
-            port = event.get("port", port) if event["event"] == "listening" else port
-            if event["event"] == "serving":
-                return port
-            if event["event"] == "startup_failed":
-                raise RuntimeError(f"the server did not start: {event['message']}")
-    raise RuntimeError(f"the server was not serving after {timeout:g} s")
-
-
-def _wait_accepting(port: int, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return port
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the server never answered /health 200")
-
-
 def _exchange(sock: socket.socket, request: bytes) -> None:
     sock.sendall(request)
     buffer = b""
@@ -178,12 +117,14 @@ def measure(
     model_input: Any,
     document: dict,
     count: int,
-    source: str | None = None,
+    server_dir: Path = REPO / "server",
 ) -> dict:
+    """Row 9's numbers for one model and document; ``server_dir``: another server tree for an A/B run.
+    The server's log goes to /dev/null (on ECS another process, the awslogs driver, reads it)."""
     key = f"overhead/{uuid.uuid4().hex[:12]}.pkl"
     version_id = s3.put_object(Bucket=bucket, Key=key, Body=pickle.dumps(model))["VersionId"]
-    with _server(aws, f"s3://{bucket}/{key}", version_id, source) as port:
-        sock, send = request_sender(port, document)
+    with running_server(server_dir, aws, f"s3://{bucket}/{key}", version_id, WORKERS=1) as server:
+        sock, send = request_sender(server.port, document)
         with sock:
             return interleaved(lambda: model.predict(model_input), send, count)
 
