@@ -50,7 +50,7 @@ python:
 ## make test: ruff (lint + format check), then every test tier (unit, integration against moto,
 ## e2e sandbox, server, fault, property, template lint and checkov, sam build).
 test: $(STAMP) ruff
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)  # loadgroup: tests/e2e share .sandbox/, one worker
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)  # the demo-running tests share .sandbox/: one at a time (tests/conftest.py)
 
 ## make test-fast: the unit tier without the slow external tools (checkov), ~15 s.
 test-fast: $(STAMP)
