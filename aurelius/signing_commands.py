@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aurelius.core.signature_layout import SIGNATURE_INFIX
+from aurelius.exits import EXIT_OK, EXIT_USAGE
 from aurelius.signing import CertificateSigner, KeySigner, Signer, SigningError, SigstoreSigner, sign_file
 
-EXIT_OK, EXIT_USAGE = 0, 2  # aurelius.cli.exits' contract
 PASSWORD_VARIABLE = "AURELIUS_SIGNING_KEY_PASSWORD"
 
 

@@ -20,7 +20,8 @@ the functions send, token kind "force", which is how a version's failed mark is 
 token, S3 object versions).
 
 Layout: main.py (dispatch and exit codes), parser.py, commands/ (one module per command),
-output.py (tables), environments.py (settings and clients), exits.py.
+output.py (tables), environments.py (settings and clients); the exit codes are aurelius.exits
+(shared with the management scripts, which do not load the CLI).
 
 Exit codes:
   status   0 every environment shown is in sync; 1 any is behind, deploying, failed, missing

@@ -1,4 +1,4 @@
-"""Run one `aurelius` command and turn what went wrong into its exit code (aurelius.cli.exits)."""
+"""Run one `aurelius` command and turn what went wrong into its exit code (aurelius.exits)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.cli.clients import ClientFactory, boto3_clients
-from aurelius.cli.exits import EXIT_AWS, EXIT_USAGE, AwsSide, UsageError
 from aurelius.cli.parser import build_parser
+from aurelius.exits import EXIT_AWS, EXIT_USAGE, AwsSide, UsageError
 from aurelius.naming import InvalidName
 from aurelius.settings import SettingsError
 

@@ -17,9 +17,9 @@ from typing import Any, Generic
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurelius.cli.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
 from aurelius.core.decision import MODEL_URI_PARAMETER, MODEL_VERSION_PARAMETER
 from aurelius.core.model_version import ModelMissing, VersioningDisabled, current_model_version
+from aurelius.exits import EXIT_AWS, EXIT_OK, EXIT_USAGE, UsageError
 from aurelius.naming import InvalidName
 from aurelius.scripts.stack_deploy import (
     DeployError,

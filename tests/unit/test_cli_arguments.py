@@ -80,3 +80,28 @@ def test_sizes_are_shown_in_binary_units(n, shown):
 def test_long_version_ids_are_shortened_in_tables_only_past_the_width():
     assert short("3HL4kqtJlcpXroDTDmJ") == "3HL4kqtJlcpX…"
     assert short("abc") == "abc"
+
+
+def test_the_management_scripts_share_the_exit_codes_without_loading_the_cli():
+    # Given a fresh interpreter (what `python create-cluster.py` is)
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    # When the scripts' shared module is imported
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, aurelius.scripts.management as m; "
+            "print(m.EXIT_USAGE, sorted(n for n in sys.modules if n.startswith('aurelius.cli')))",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    # Then it has the exit-code contract, and no module of the CLI came with it
+    assert loaded.stdout.strip() == "2 []"

@@ -19,13 +19,13 @@ from botocore.exceptions import ClientError
 
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment, s3_and_cloudformation
-from aurelius.cli.exits import EXIT_OK, Failed, Refused, UsageError
 from aurelius.core.aws_errors import error_code
 from aurelius.core.decision import OUTCOME, PROBLEM_FINDING, Action, Decision, Finding, Observed, StackState, decide
 from aurelius.core.model_version import ModelAccessDenied, ModelMissing, ModelVersion
 from aurelius.core.reconcile import Target, act, observe
 from aurelius.core.stacks import describe_stack
 from aurelius.core.tokens import version_digest
+from aurelius.exits import EXIT_OK, Failed, Refused, UsageError
 from aurelius.formatting import size, when
 from aurelius.history import ObjectVersion, model_versions
 from aurelius.scripts.stack_deploy import ChangeSetPreview, DeployError

@@ -6,9 +6,9 @@ import argparse
 
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment
-from aurelius.cli.exits import EXIT_AWS, EXIT_OK
 from aurelius.doctor.chain import run_checks
 from aurelius.doctor.report import report
+from aurelius.exits import EXIT_AWS, EXIT_OK
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:

@@ -7,10 +7,10 @@ import json
 
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment, s3_and_cloudformation
-from aurelius.cli.exits import EXIT_OK, AwsSide, UsageError
 from aurelius.cli.output import history_table
 from aurelius.core.decision import MODEL_VERSION_PARAMETER, StackState
 from aurelius.core.stacks import describe_stack
+from aurelius.exits import EXIT_OK, AwsSide, UsageError
 from aurelius.history import read_history, version_signatures
 
 

@@ -40,11 +40,11 @@ from typing import TextIO
 
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment, s3_and_cloudformation
-from aurelius.cli.exits import EXIT_AWS, EXIT_OK, AwsSide, UsageError
 from aurelius.core.decision import Decision, Finding, StackState, decide, signing_required
 from aurelius.core.reconcile import Target, observe
 from aurelius.core.signature_layout import SHA256_METADATA_KEY, checksum_sha256, signature_key
 from aurelius.core.stacks import describe_stack
+from aurelius.exits import EXIT_AWS, EXIT_OK, AwsSide, UsageError
 from aurelius.history import last_deploy
 from aurelius.signing import SignedModel, SigningError, sign_file
 from aurelius.signing_commands import add_signer_arguments, signer_from_args

@@ -12,8 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aurelius.cli.clients import ClientFactory
 from aurelius.cli.environments import environment, every_environment, s3_and_cloudformation
-from aurelius.cli.exits import EXIT_AWS, EXIT_OK
 from aurelius.cli.output import status_notes, status_table
+from aurelius.exits import EXIT_AWS, EXIT_OK
 from aurelius.status import ERROR, IN_SYNC, EnvironmentStatus, ServiceClients, environment_status
 
 
