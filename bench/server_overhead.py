@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO, Row, ratio
-from bench.server_load import moto_s3, running_server
+from bench.server_load import _one_exchange, _request, moto_s3, running_server
 
 GOAL_MS = 0.3
 WARMUP = 200
@@ -84,29 +84,20 @@ def interleaved(in_process: Callable[[], Any], served: Callable[[], Any], count:
     }
 
 
-def _exchange(sock: socket.socket, request: bytes) -> None:
-    sock.sendall(request)
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        buffer += sock.recv(65536)
-    head, _, body = buffer.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"the server answered {head.splitlines()[0]!r}")
-    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-
-
 def request_sender(port: int, document: dict[str, Any]) -> tuple[socket.socket, Callable[[], None]]:
-    """A keep-alive connection and a call that sends ``document`` to /predict on it and reads the answer."""
-    body = json.dumps(document).encode()
-    request = (
-        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    """A keep-alive connection and a call that sends ``document`` to /predict on it and reads the
+    answer (row 6's load client exchange)."""
+    request = _request(port, body=json.dumps(document).encode())
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock, lambda: _exchange(sock, request)
+    buffer = bytearray()
+
+    def send() -> None:
+        status = _one_exchange(sock, request, buffer)
+        if status != 200:
+            raise RuntimeError(f"the server answered {status}")
+
+    return sock, send
 
 
 def measure(

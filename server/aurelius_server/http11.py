@@ -21,6 +21,7 @@ from the headers and the connection is closed.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -394,10 +395,10 @@ class Connection:
         path = path.partition(b"#")[0]
         environ = self._base_environ.copy()
         environ["REQUEST_METHOD"] = request.method
-        environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["RAW_URI"] = url.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version == "1.1" else f"HTTP/{request.version}"
+        environ["SERVER_PROTOCOL"] = f"HTTP/{request.version}"
         environ["wsgi.input"] = io.BytesIO(b"".join(request.body))
         for raw_name, raw_value in request.headers:
             key = _environ_key(raw_name)
@@ -458,23 +459,13 @@ class Connection:
         self._answer_ready()
 
 
-_ENVIRON_KEYS: dict[bytes, str | None] = {}
-_ENVIRON_KEYS_KEPT = 256  # header names remembered (clients send the same few); others are computed each time
-
-
+@functools.lru_cache(maxsize=256)  # clients send the same few header names
 def _environ_key(raw_name: bytes) -> str | None:
     """The environ key of a header (``HTTP_X_AMZN_TRACE_ID``, ``CONTENT_TYPE``), None to drop it."""
-    key = _ENVIRON_KEYS.get(raw_name, "")
-    if key != "":
-        return key
     if b"_" in raw_name:
-        key = None  # "X_Forwarded_For" would read as X-Forwarded-For in the environ: drop it
-    else:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
-        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
-    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_KEPT:
-        _ENVIRON_KEYS[raw_name] = key
-    return key
+        return None  # "X_Forwarded_For" would read as X-Forwarded-For in the environ: drop it
+    name = raw_name.decode("latin-1").upper().replace("-", "_")
+    return name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
 
 
 _date_cache: tuple[int, str] = (0, "")
