@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from tests.helpers import ARTIFACTS, BUCKET, CLUSTER, CLUSTER_STACK, ELB_STACK, KEY, SERVICE_STACK
+from tests.signing.material import public_key_pem
 
 
 def test_cluster_script_creates_then_updates_its_stack_and_prints_outputs(aws, scripts, capsys):
@@ -408,14 +409,7 @@ def test_service_script_without_smoke_test_sends_empty_values_and_the_task_has_n
 
 def _signed_local_settings(scripts, directory) -> tuple[str, str]:
     """The shipped local settings with signing required by a key file next to the copy."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    pem = public_key_pem().encode()
     (directory / "release.pub").write_bytes(pem)
     text = (
         scripts["service"]

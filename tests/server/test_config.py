@@ -7,6 +7,7 @@ import json
 import pytest
 
 from aurelius_server.config import Config, ConfigError, S3Location, parse_s3_uri
+from tests.signing.material import public_key_pem
 
 BASE = {"MODEL_S3_URI": "s3://models-bucket/path/to/model v2.pkl", "MODEL_VERSION_ID": "abc.123_X"}
 
@@ -147,15 +148,7 @@ def test_signing_is_off_by_default_and_the_scan_refuses():
 
 def test_signing_trust_required_and_scan_mode_come_from_the_environment(tmp_path):
     # Given a trusted public key, signing required and the scan in warn mode
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    pem = public_key_pem()
     env = {
         **BASE,
         "MODEL_SIGNING_TRUST": json.dumps({"mode": "key", "public_keys": [pem]}),
@@ -187,15 +180,9 @@ def test_bad_signing_settings_are_refused_naming_the_variable(env, rule):
 
 def test_the_trust_may_come_from_a_file_as_the_elb_install_writes_it(tmp_path):
     # Given the trust JSON in a file (a systemd environment file cannot hold its quotes)
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = (
-        ec.generate_private_key(ec.SECP384R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    pem = public_key_pem(ec.SECP384R1())
     path = tmp_path / "signing-trust.json"
     path.write_text(json.dumps({"mode": "key", "public_keys": [pem]}))
 

@@ -15,6 +15,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.signing.material import public_key_pem
+
 from .helpers import SERVER_DIR
 
 ROOT = SERVER_DIR.parent
@@ -239,17 +241,9 @@ def test_install_script_installs_code_venv_env_file_and_unit_then_starts_the_ser
 def test_install_script_hands_the_model_and_signing_settings_to_the_server(bundle, tmp_path):
     # Given the user data's environment with the model's format, scan mode and signing trust
     # (compact JSON with quotes and escaped newlines, as deploy-elb.py sends SigningTrust)
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     from aurelius_server.config import Config
 
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    pem = public_key_pem()
     trust = json.dumps({"mode": "key", "public_keys": [pem]}, separators=(",", ":"))
 
     # When the install script runs

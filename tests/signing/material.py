@@ -37,6 +37,16 @@ def make_key(
     return KeyPair(private, public)
 
 
+def public_key_pem(curve: ec.EllipticCurve | None = None) -> str:
+    """A fresh ECDSA public key, PEM (SubjectPublicKeyInfo): what a trust configuration lists."""
+    key = ec.generate_private_key(curve or ec.SECP256R1())
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
 def write_private_key(path: Path, key) -> Path:
     path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

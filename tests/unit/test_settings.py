@@ -16,6 +16,7 @@ from aurelius.settings import (
 )
 from tests.helpers import MINIMAL_SERVICE_SETTINGS as GOOD_SERVICE
 from tests.helpers import REPO
+from tests.signing.material import public_key_pem
 
 SHIPPED = [
     ("infra/ecs-cluster/management-scripts/service-settings.yml", ClusterSettings),
@@ -181,14 +182,10 @@ SIGNED = (
 
 
 def public_key_file(path: Path, curve=None) -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(curve or ec.SECP256R1())
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public_key_pem(curve)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"# the ML platform's release key\n" + pem)
-    return pem.decode()
+    path.write_text("# the ML platform's release key\n" + pem)
+    return pem
 
 
 def test_model_loading_and_signing_default_to_auto_refuse_and_not_required(tmp_path):
