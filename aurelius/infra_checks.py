@@ -326,6 +326,12 @@ class TaskCount:
         return f"{self.running}/{self.desired} tasks running{scaling}"
 
 
+def scaling_resource_id(service: Mapping[str, Any]) -> str:
+    """Application Auto Scaling's id of an ECS service ("service/CLUSTER/SERVICE"), from one
+    ``services`` item of ecs:DescribeServices."""
+    return "service/{}/{}".format(service["clusterArn"].rsplit("/", 1)[-1], service["serviceName"])
+
+
 def task_count(service: Mapping[str, Any], scalable_targets: Mapping[str, Any]) -> TaskCount:
     """Desired / running / min-max of one service for ``aurelius status`` (and ``--json``).
 
@@ -333,7 +339,7 @@ def task_count(service: Mapping[str, Any], scalable_targets: Mapping[str, Any]) 
     (ServiceNamespace ecs, ResourceIds ["service/CLUSTER/SERVICE"]). IAM: ecs:DescribeServices,
     application-autoscaling:DescribeScalableTargets.
     """
-    resource_id = "service/{}/{}".format(service["clusterArn"].rsplit("/", 1)[-1], service["serviceName"])
+    resource_id = scaling_resource_id(service)
     target = next(
         (
             t

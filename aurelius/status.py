@@ -41,7 +41,7 @@ from aurelius.core.model_version import ModelMissing, ModelVersion, VersioningDi
 from aurelius.core.reconcile import Target, observe
 from aurelius.core.stacks import describe_stack
 from aurelius.history import Deploy, ObjectVersion, last_deploy
-from aurelius.infra_checks import TaskCount, alarms_in_alarm, task_count
+from aurelius.infra_checks import TaskCount, alarms_in_alarm, scaling_resource_id, task_count
 
 IN_SYNC, BEHIND, DEPLOYING, FAILED, MISSING, ERROR = "in sync", "behind", "deploying", "failed", "missing", "error"
 TASK_DEFINITION_TYPE = "AWS::ECS::TaskDefinition"
@@ -168,10 +168,10 @@ def _reason(decision: Decision, stack_name: str, newest: ObjectVersion | None, n
 
 def task_definition_of(cfn, stack_name: str) -> str | None:
     """The TaskDefinition resource's physical id (its ARN, ending ":revision")."""
-    return _physical_ids(cfn, stack_name).get(TASK_DEFINITION_TYPE)
+    return physical_ids(cfn, stack_name).get(TASK_DEFINITION_TYPE)
 
 
-def _physical_ids(cfn, stack_name: str) -> dict[str, str]:
+def physical_ids(cfn, stack_name: str) -> dict[str, str]:
     """Resource type -> physical id of the stack's first resource of that type."""
     resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     found: dict[str, str] = {}
@@ -180,6 +180,16 @@ def _physical_ids(cfn, stack_name: str) -> dict[str, str]:
         if resource.get("ResourceType") and resource.get("PhysicalResourceId"):
             found.setdefault(resource["ResourceType"], resource["PhysicalResourceId"])
     return found
+
+
+def service_cluster_and_name(service_arn: str) -> tuple[str, str] | None:
+    """(cluster, service name) of an ECS service ARN in the current format
+    (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME); None for any other id (the old format
+    has no cluster)."""
+    if ":service/" not in service_arn:
+        return None
+    parts = service_arn.split(":service/", 1)[1].split("/")
+    return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
 @dataclass(frozen=True)
@@ -207,16 +217,15 @@ def service_health(service_arn: str, clients: ServiceClients) -> tuple[TaskCount
     ecs:DescribeServices, application-autoscaling:DescribeScalableTargets and, when the service
     has deployment alarms, cloudwatch:DescribeAlarms.
     """
-    cluster, _, name = service_arn.split(":service/", 1)[-1].rpartition("/")
+    cluster = (service_cluster_and_name(service_arn) or ("default", service_arn))[0]
     try:
-        services = clients.ecs.describe_services(cluster=cluster or "default", services=[service_arn]).get(
-            "services", []
-        )
+        services = clients.ecs.describe_services(cluster=cluster, services=[service_arn]).get("services", [])
         if not services:
             return None, (), f"ECS service {service_arn} not found"
         service = services[0]
-        resource_id = "service/{}/{}".format(service["clusterArn"].rsplit("/", 1)[-1], service["serviceName"])
-        targets = clients.autoscaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[resource_id])
+        targets = clients.autoscaling.describe_scalable_targets(
+            ServiceNamespace="ecs", ResourceIds=[scaling_resource_id(service)]
+        )
         count = task_count(service, targets)
         names = (((service.get("deploymentConfiguration") or {}).get("alarms") or {}).get("alarmNames")) or []
         in_alarm = alarms_in_alarm(clients.cloudwatch.describe_alarms(AlarmNames=names), names) if names else []
@@ -298,7 +307,7 @@ def _environment_status(
         except (ModelMissing, VersioningDisabled):
             deployed_version = None  # that version was deleted from S3; the id still says what runs
     same = deployed_version is not None and deployed_version is wanted
-    physical = _physical_ids(cfn, target.stack_name)
+    physical = physical_ids(cfn, target.stack_name)
     tasks, in_alarm, note = None, (), None
     if service_clients is not None and physical.get(SERVICE_TYPE):
         tasks, in_alarm, note = service_health(physical[SERVICE_TYPE], service_clients)

@@ -48,6 +48,7 @@ from aurelius.exits import EXIT_AWS, EXIT_OK, AwsSide, UsageError
 from aurelius.history import last_deploy
 from aurelius.signing import SignedModel, SigningError, sign_file
 from aurelius.signing_commands import add_signer_arguments, signer_from_args
+from aurelius.status import SERVICE_TYPE, physical_ids, service_cluster_and_name
 
 # S3's single PutObject limit: 5 GB (https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html).
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
@@ -55,7 +56,6 @@ POLL_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 1800.0
 # How long "behind, nothing started" may last before publish says the redeployer may not be there.
 PICKUP_HINT_SECONDS = 120.0
-SERVICE_TYPE = "AWS::ECS::Service"
 BUNDLE_CONTENT_TYPE = "application/json"
 # While waiting: these findings mean "not yet"; every other finding ends the wait.
 STILL_GOING = frozenset({None, Finding.STACK_BUSY, Finding.PAST_DEADLINE})
@@ -267,14 +267,8 @@ class Follower:
 
     def _service_name(self) -> tuple[str, str] | None:
         if self._service is None:
-            resources = self.cfn.describe_stack_resources(StackName=self.target.stack_name).get("StackResources", [])
-            arn = next((r.get("PhysicalResourceId") for r in resources if r.get("ResourceType") == SERVICE_TYPE), None)
-            if not arn or ":service/" not in arn:
-                return None
-            parts = arn.split(":service/", 1)[1].split("/")
-            if len(parts) != 2:
-                return None
-            self._service = (parts[0], parts[1])
+            arn = physical_ids(self.cfn, self.target.stack_name).get(SERVICE_TYPE)
+            self._service = service_cluster_and_name(arn) if arn else None
         return self._service
 
     def _say(self, line: str, final: bool = False) -> None:
