@@ -19,9 +19,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 LOGGER_NAME = "aurelius_server"
 
-_LINE_ENCODER = json.JSONEncoder(default=str)  # made once (json.dumps(default=str) makes one per call)
+# orjson writes a line in a quarter of the standard library's time (the request line at every
+# request); the standard encoder, made once, takes what orjson refuses (an int over 64 bits, a
+# key that is not a string).
+_LINE_ENCODER = json.JSONEncoder(default=str)
 # Both ways of writing a line take this lock: lines from threads (the loading responder's, the
 # model loader's) never interleave.
 _WRITE_LOCK = threading.Lock()
@@ -47,7 +52,10 @@ def json_line(
     entry.update(fields)
     if exception is not None:
         entry["exception"] = exception
-    return _LINE_ENCODER.encode(entry)
+    try:
+        return orjson.dumps(entry, default=str).decode()
+    except TypeError:
+        return _LINE_ENCODER.encode(entry)
 
 
 def _write(line: str) -> None:

@@ -107,9 +107,9 @@ def test_server_requirements_are_boto3_gunicorn_and_their_dependencies_pinned_as
 
     # Then every pin matches the lock
     assert {name: lock_pins.get(name) for name in server_pins} == server_pins
-    # And the set is exactly boto3, gunicorn, httptools, model-signing, pyOpenSSL, picklescan and what they require
-    # (no extras), nothing else
-    closure, todo = set(), ["boto3", "gunicorn", "httptools", "model-signing", "pyopenssl", "picklescan"]
+    # And the set is exactly boto3, gunicorn, httptools, orjson, model-signing, pyOpenSSL, picklescan and what they
+    # require (no extras), nothing else
+    closure, todo = set(), ["boto3", "gunicorn", "httptools", "orjson", "model-signing", "pyopenssl", "picklescan"]
     while todo:
         name = canonicalize_name(todo.pop())
         if name not in closure:

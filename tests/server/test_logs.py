@@ -76,3 +76,19 @@ def test_the_request_line_is_written_when_the_server_closes_the_result(capsys):
     [line] = log_lines(capsys.readouterr().out)
     assert line["event"] == "request" and line["status"] == 200 and line["path"] == "/predict"
     assert line["Predictions"] == 1 and line["PredictionLatency"] == line["duration_ms"] >= 0
+
+
+def test_a_line_with_values_the_fast_encoder_refuses_is_still_written_whole(capsys):
+    # Given fields orjson refuses: an int over 64 bits, a key that is not a string, and an object
+    # without a JSON form
+    logger = configure_logging()
+    fields = {"size_bytes": 2**70, "by_worker": {1: "a"}, "where": object()}
+
+    # When the request line is written
+    log_info_line(logger, "request", "GET / 200", fields)
+
+    # Then it is one JSON line with the exact int, the key as a string and the object as its str()
+    (line,) = log_lines(capsys.readouterr().out)
+    assert line["size_bytes"] == 2**70
+    assert line["by_worker"] == {"1": "a"}
+    assert line["where"].startswith("<object object at")

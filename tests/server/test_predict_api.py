@@ -54,11 +54,20 @@ def test_predict_converts_array_like_output_with_tolist(publish, start_server):
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b'{"instances": [[1, 2]]', b"", b"\xff\xfe{}", b'{"instances": [[NaN, 1]]}'],
-    ids=["broken", "truncated", "empty", "not-utf8", "nan"],
+    [
+        b"{not json",
+        b'{"instances": [[1, 2]]',
+        b"",
+        b"\xff\xfe{}",
+        b'{"instances": [[NaN, 1]]}',
+        b'{"instances": [[1e999, 1]]}',
+        b'{"instances": ["\\ud800"]}',
+    ],
+    ids=["broken", "truncated", "empty", "not-utf8", "nan", "overflows-to-infinity", "lone-surrogate"],
 )
 def test_bad_json_is_400(linear, body):
-    # Given a body that is not valid JSON
+    # Given a body that is not valid JSON (RFC 8259: no NaN, no number that is infinite as a double,
+    # no unpaired surrogate)
     # When it is posted to /predict
     reply = call(linear.port, "POST", "/predict", body)
 
