@@ -53,9 +53,15 @@ def json_line(
     if exception is not None:
         entry["exception"] = exception
     try:
-        return orjson.dumps(entry, default=str).decode()
+        return orjson.dumps(entry, default=_as_json).decode()
     except TypeError:
         return _LINE_ENCODER.encode(entry)
+
+
+def _as_json(value: Any) -> Any:
+    """What orjson does not write itself: a float subclass (numpy.float64) stays a number, as the
+    standard encoder writes it; anything else becomes its str()."""
+    return float(value) if isinstance(value, float) else str(value)
 
 
 def _write(line: str) -> None:

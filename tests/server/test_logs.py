@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import logging
 
+import numpy
+
 from aurelius_server.config import Config
 from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event, log_info_line
 from aurelius_server.pinned_model import LoadedModel
@@ -82,7 +84,7 @@ def test_a_line_with_values_the_fast_encoder_refuses_is_still_written_whole(caps
     # Given fields orjson refuses: an int over 64 bits, a key that is not a string, and an object
     # without a JSON form
     logger = configure_logging()
-    fields = {"size_bytes": 2**70, "by_worker": {1: "a"}, "where": object()}
+    fields = {"size_bytes": 2**70, "by_worker": {1: "a"}, "where": object(), "score": numpy.float64(0.25)}
 
     # When the request line is written
     log_info_line(logger, "request", "GET / 200", fields)
@@ -92,3 +94,18 @@ def test_a_line_with_values_the_fast_encoder_refuses_is_still_written_whole(caps
     assert line["size_bytes"] == 2**70
     assert line["by_worker"] == {"1": "a"}
     assert line["where"].startswith("<object object at")
+    assert line["score"] == 0.25
+
+
+def test_numpy_numbers_in_a_line_are_written_as_the_standard_encoder_writes_them(capsys):
+    # Given fields with numpy values (numpy.float64 is a float subclass, numpy.int64 is not an int)
+    logger = configure_logging()
+    fields = {"tolerance": numpy.float64(0.125), "rows": numpy.int64(3), "ok": True}
+
+    # When the request line is written
+    log_info_line(logger, "request", "GET / 200", fields)
+
+    # Then the float is a number and the rest is what json.dumps(default=str) wrote before
+    (line,) = log_lines(capsys.readouterr().out)
+    assert line["tolerance"] == 0.125 and isinstance(line["tolerance"], float)
+    assert line["rows"] == "3" and line["ok"] is True
