@@ -31,20 +31,17 @@ def make_key(
     private = directory / f"{name}.pem"
     public = directory / f"{name}.pub"
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public.write_bytes(_public_pem(key))
     return KeyPair(private, public)
 
 
 def public_key_pem(curve: ec.EllipticCurve | None = None) -> str:
     """A fresh ECDSA public key, PEM (SubjectPublicKeyInfo): what a trust configuration lists."""
-    key = ec.generate_private_key(curve or ec.SECP256R1())
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return _public_pem(ec.generate_private_key(curve or ec.SECP256R1())).decode()
+
+
+def _public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def write_private_key(path: Path, key) -> Path:
