@@ -51,9 +51,9 @@ from typing import Any
 
 from bench import REPO, Row, ratio
 from bench.server_load import _children, _free_port, client_command, moto_s3, open_sockets, running_server, stop
+from bench.server_overhead import ROW, WARMUP, _times
 
 KSERVE_VERSION = "0.21.0"
-ROW = [5.1, 3.5, 1.4, 0.2]
 BODY = json.dumps({"instances": [ROW]}).encode()
 ROUNDS = 2
 NUMBER = "10"
@@ -99,16 +99,10 @@ def iris_pipeline() -> Any:
 
 
 def in_process_p50(model: Any, calls: int = 2000) -> float:
-    """Median seconds of ``model.predict([ROW])`` (after 200 warm-up calls)."""
+    """Median seconds of ``model.predict([ROW])`` (after row 9's warm-up calls)."""
     rows = [ROW]
-    for _ in range(200):
-        model.predict(rows)
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        model.predict(rows)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    _times(lambda: model.predict(rows), WARMUP)
+    return statistics.median(_times(lambda: model.predict(rows), calls))
 
 
 # ---- KServe, in its own virtual environment --------------------------------------------------
