@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -170,7 +171,7 @@ class Startup:
         self.env, self.config, self.smoke = env, config, smoke
         self.state = ServerState()
         self.app = ModelApp(config, self.state)
-        self._wake = threading.Event()
+        self._wake: queue.SimpleQueue[str] = queue.SimpleQueue()  # "loaded" or "signal"
         self._loaded: Loaded | Failed | None = None
         self._signal: Signalled | None = None
 
@@ -216,8 +217,7 @@ class Startup:
         # Daemon thread: a SIGTERM during a long download still stops the process promptly.
         loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
         loader.start()
-        while not self._wake.wait(timeout=1.0):
-            pass
+        self._wait_for_wake()
         responder.stop()
         if self._signal is not None or not isinstance(self._loaded, Loaded):
             _restore_signal_handlers(previous)
@@ -225,10 +225,18 @@ class Startup:
         loader.join()  # finished: no thread of ours is left when gunicorn forks
         return self._loaded
 
+    def _wait_for_wake(self) -> None:
+        """Until the loader has finished or a signal arrived."""
+        self._wake.get()
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        # Records the signal and wakes the main thread through a SimpleQueue, whose put() is
+        # reentrant (https://docs.python.org/3/library/queue.html#queue.SimpleQueue.put), as
+        # gunicorn's master does: the handler runs in the main thread, and threading.Event.set()
+        # would wait for the lock that the interrupted Event.wait() holds between its checks.
         if self._signal is None:
             self._signal = Signalled(signal.Signals(signum).name)
-        self._wake.set()
+        self._wake.put_nowait("signal")
 
     def _load(self) -> None:
         config = self.config
@@ -243,7 +251,7 @@ class Startup:
                 f"cannot load model {config.model} version {config.version_id}: {type(exc).__name__}: {exc}"
             )
         finally:
-            self._wake.set()
+            self._wake.put("loaded")
 
     def serve(self, listener: socket.socket, loaded: LoadedModel) -> int:
         """Hand the socket, the app and the loaded model to the workers (``gunicorn_app``)."""

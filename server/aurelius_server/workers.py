@@ -60,22 +60,19 @@ class ModelWorker(Worker):
         self.draining = False
         self.listening: list[socket.socket] = []
         self.in_app = False  # the loop is inside the application (a predict), not in its own code
+        self.in_flight_at_signal = 0  # requests this worker was answering when SIGTERM arrived
         super().init_process()  # runs run()
 
     # ---- signals (run between two bytecodes of the loop, or of a predict) -----------------
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        # A handler runs in the loop's own thread, between two bytecodes of whatever it was doing,
+        # so it takes no lock and writes no line (the request's log line holds the write lock,
+        # the request counter its own: waiting for either here waits forever). It records the
+        # signal; the loop writes the "stopping" line (tests/server/signal_safety.py).
         if self.alive:
             self.app.state.stopping = True
-            log_event(
-                logger,
-                logging.INFO,
-                "stopping",
-                "stopping: no new connections, finishing the requests in flight of this worker",
-                worker_pid=os.getpid(),
-                in_flight=self.app.application.in_flight,
-                timeout_s=self.cfg.graceful_timeout,
-            )
+            self.in_flight_at_signal = self.app.application.in_flight
             if self.in_app:
                 # At once, even while a long predict runs. Only then: the loop itself may be
                 # in the middle of changing its selector, and closes the listener first thing
@@ -120,6 +117,15 @@ class ModelWorker(Worker):
             if not self.alive and not self.draining:
                 self.draining = True
                 self._stop_listening()
+                log_event(
+                    logger,
+                    logging.INFO,
+                    "stopping",
+                    "stopping: no new connections, finishing the requests in flight of this worker",
+                    worker_pid=os.getpid(),
+                    in_flight=self.in_flight_at_signal,
+                    timeout_s=self.cfg.graceful_timeout,
+                )
                 drain_deadline = now + max(0.0, self.cfg.graceful_timeout - 0.5)
                 for connection in list(self.connections):
                     connection.close_if_idle()

@@ -68,9 +68,10 @@ class ModelApp:
 
     @property
     def in_flight(self) -> int:
-        """Requests this process is answering right now."""
-        with self._counter_lock:
-            return self._in_flight
+        """Requests this process is answering right now. Read without the lock (reading an int is
+        atomic; only the updates need it): SIGTERM's handler reads it, and may have interrupted
+        an update in the same thread."""
+        return self._in_flight
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         with self._counter_lock:

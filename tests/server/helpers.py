@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import signal
 import socket
@@ -184,3 +185,29 @@ class ServerProcess:
 
 def connect(port: int, timeout: float = 5) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def in_process_app() -> Any:
+    """The WSGI application in this process (no server, no S3), serving ``LinearModel([1, 10])``
+    as version v1 of s3://models-bucket/model.pkl; its ``state`` is the process's."""
+    from aurelius_server.config import Config
+    from aurelius_server.pinned_model import LoadedModel
+    from aurelius_server.wsgi import ModelApp, ServerState
+
+    from .toy_model import LinearModel
+
+    config = Config.from_env({"MODEL_S3_URI": "s3://models-bucket/model.pkl", "MODEL_VERSION_ID": "v1"})
+    loaded = LoadedModel(LinearModel([1.0, 10.0]), config.model, "v1", "0" * 64, None, "2026-12-02T00:00:00.000Z", 1)
+    return ModelApp(config, ServerState(model=loaded, stopping=False))
+
+
+def predict_environ(body: bytes) -> dict[str, Any]:
+    """The WSGI environ of ``POST /predict`` with this body, as a worker hands it over."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict",
+        "RAW_URI": "/predict",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "REMOTE_ADDR": "127.0.0.1",
+    }

@@ -3,18 +3,13 @@ machinery) has the same shape as every other line."""
 
 from __future__ import annotations
 
-import io
 import logging
 
 import numpy
 
-from aurelius_server.config import Config
 from aurelius_server.logs import LOGGER_NAME, configure_logging, log_event, log_info_line
-from aurelius_server.pinned_model import LoadedModel
-from aurelius_server.wsgi import ModelApp, ServerState
 
-from .helpers import log_lines
-from .toy_model import LinearModel
+from .helpers import in_process_app, log_lines, predict_environ
 
 
 def test_the_request_line_has_the_same_shape_as_a_logging_line(capsys):
@@ -45,29 +40,14 @@ def test_the_request_line_follows_the_loggers_level(capsys):
         logger.setLevel(logging.NOTSET)
 
 
-def _app() -> ModelApp:
-    config = Config.from_env({"MODEL_S3_URI": "s3://models-bucket/model.pkl", "MODEL_VERSION_ID": "v1"})
-    model = LinearModel([1.0, 10.0])
-    loaded = LoadedModel(model, config.model, "v1", "0" * 64, None, "2026-12-02T00:00:00.000Z", 1)
-    return ModelApp(config, ServerState(model=loaded, stopping=False))
-
-
 def test_the_request_line_is_written_when_the_server_closes_the_result(capsys):
     # Given the application with a model, and a /predict request
     configure_logging()
-    body = b'{"instances": [[1, 2]]}'
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/predict",
-        "RAW_URI": "/predict",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "REMOTE_ADDR": "127.0.0.1",
-    }
+    environ = predict_environ(b'{"instances": [[1, 2]]}')
     statuses = []
 
     # When it answers
-    result = _app()(environ, lambda status, headers: statuses.append(status))
+    result = in_process_app()(environ, lambda status, headers: statuses.append(status))
 
     # Then the answer is ready and no line is written yet
     assert statuses == ["200 OK"] and b"".join(result) == b'{"predictions": [21.0]}'

@@ -60,9 +60,11 @@ def test_health_is_503_stopping_on_a_kept_alive_connection_after_sigterm(publish
     threading.Thread(target=call, args=(server.port, "POST", "/predict", {"instances": [[1]]}), daemon=True).start()
     assert _wait_for_file(marker)
 
-    # When SIGTERM arrives and the load balancer checks /health again on that connection
+    # When SIGTERM arrives (the worker stops listening at once, even mid-predict; its "stopping"
+    # line comes when its loop next runs) and the load balancer checks /health again on that
+    # connection while the predict still runs
     server.process.send_signal(15)
-    server.wait_for("stopping", timeout=5)
+    assert refuses_connections(server.port)
     connection.request("GET", "/health")
     second = connection.getresponse()
 
@@ -71,6 +73,7 @@ def test_health_is_503_stopping_on_a_kept_alive_connection_after_sigterm(publish
     assert second.getheader("Connection") == "close"
     connection.close()
     assert server.terminate() == 0
+    assert [line["in_flight"] for line in server.events("stopping")] == [1]
 
 
 def test_a_stuck_request_is_given_up_after_the_shutdown_timeout(publish, start_server, tmp_path):
