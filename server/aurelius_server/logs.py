@@ -28,7 +28,8 @@ LOGGER_NAME = "aurelius_server"
 # key that is not a string).
 _LINE_ENCODER = json.JSONEncoder(default=str)
 # Both ways of writing a line take this lock: lines from threads (the loading responder's, the
-# model loader's) never interleave.
+# model loader's) never interleave. No signal handler may write a line: it would run in the
+# thread it interrupted, which may hold this lock (workers.ModelWorker.handle_exit).
 _WRITE_LOCK = threading.Lock()
 
 
